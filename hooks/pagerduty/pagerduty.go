@@ -1,0 +1,278 @@
+// Package pagerduty is the intake for PagerDuty v3 webhooks: it verifies
+// X-PagerDuty-Signature against every configured secret, parses the v3
+// envelope into a hooks.Trigger and stores it through a hooks.Queue before
+// answering.
+//
+// PagerDuty expects a 2xx within 5 seconds and disables a subscription
+// after repeated failures, so everything that is not a refusal of a bad
+// request answers 2xx, including event types firstlook ignores:
+// https://developer.pagerduty.com/docs/webhooks-overview
+package pagerduty
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/PagerDuty/go-pagerduty/webhookv3"
+
+	"github.com/firstlook/firstlook/hooks"
+)
+
+// Source is the Trigger.Source of PagerDuty triggers.
+const Source = "pagerduty"
+
+// DefaultEvents are the event types that make a job when Config.Events is
+// empty: a new incident is when a first look helps.
+var DefaultEvents = []string{"incident.triggered"}
+
+// Config is the PagerDuty intake's configuration. The signing secrets are
+// not part of it: they are handed to NewHandler, so printing a Config never
+// shows one.
+type Config struct {
+	// Events are the event types that make a job; other types are answered
+	// 202 and dropped.
+	Events []string `yaml:"events"`
+}
+
+// Validate reports a configuration that cannot work.
+func (c Config) Validate() error {
+	for i, e := range c.Events {
+		if !strings.Contains(e, ".") {
+			return fmt.Errorf("events[%d]: %q is not a PagerDuty v3 event type such as incident.triggered", i, e)
+		}
+	}
+	return nil
+}
+
+// Handler is the http.Handler for POST /hooks/pagerduty.
+type Handler struct {
+	secrets []string
+	events  map[string]bool
+	queue   hooks.Queue
+	log     *slog.Logger
+	now     func() time.Time
+	timeout time.Duration
+}
+
+// NewHandler returns a handler that accepts webhooks signed with any of
+// secrets and stores triggers through q.
+func NewHandler(cfg Config, secrets []string, q hooks.Queue, log *slog.Logger) (*Handler, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	var ss []string
+	for _, s := range secrets {
+		if s != "" {
+			ss = append(ss, s)
+		}
+	}
+	if len(ss) == 0 {
+		return nil, errors.New("no webhook secret: set the subscription's signing secret (PagerDuty shows it once, when the subscription is created)")
+	}
+	events := cfg.Events
+	if len(events) == 0 {
+		events = DefaultEvents
+	}
+	h := &Handler{
+		secrets: ss,
+		events:  make(map[string]bool, len(events)),
+		queue:   q,
+		log:     log,
+		now:     time.Now,
+		// PagerDuty gives up on a delivery after 5 s; answer 503 before
+		// that so it retries rather than counting a timeout.
+		timeout: 4 * time.Second,
+	}
+	for _, e := range events {
+		h.events[e] = true
+	}
+	return h, nil
+}
+
+// ServeHTTP verifies, parses and queues one delivery.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, err := hooks.ReadBody(w, r)
+	if err != nil {
+		hooks.Fail(w, err)
+		return
+	}
+	if err := h.verify(r, body); err != nil {
+		h.log.Warn("pagerduty webhook refused", "remote", r.RemoteAddr, "reason", err.Reason)
+		hooks.Fail(w, err)
+		return
+	}
+	ev, err := decode(body)
+	if err != nil {
+		hooks.Fail(w, hooks.Errorf(http.StatusBadRequest, "%v", err))
+		return
+	}
+	if ev.EventType == "pagey.ping" {
+		hooks.Respond(w, http.StatusOK, hooks.Reply{Status: "pong"})
+		return
+	}
+	if !h.events[ev.EventType] {
+		hooks.Respond(w, http.StatusAccepted, hooks.Reply{Status: "ignored", Reason: "event type " + ev.EventType + " is not configured to trigger"})
+		return
+	}
+	t, err := ev.trigger(r.Header.Get("X-Webhook-Id"))
+	if err != nil {
+		hooks.Fail(w, hooks.Errorf(http.StatusBadRequest, "%v", err))
+		return
+	}
+	t.ReceivedAt = h.now().UTC()
+	ctx, cancel := context.WithTimeout(r.Context(), h.timeout)
+	defer cancel()
+	dup, err := h.queue.Put(ctx, t)
+	if err != nil {
+		h.log.Error("queue pagerduty webhook", "delivery", t.DeliveryID, "err", err)
+		hooks.Respond(w, http.StatusServiceUnavailable, hooks.Reply{Status: "error", Reason: "queue unavailable; retry later"})
+		return
+	}
+	status := "queued"
+	if dup {
+		status = "duplicate"
+	}
+	hooks.Respond(w, http.StatusAccepted, hooks.Reply{Status: status, Job: t.JobID()})
+}
+
+// verify checks X-PagerDuty-Signature against every secret; the header may
+// carry several v1= signatures while a secret is being rotated.
+func (h *Handler) verify(r *http.Request, body []byte) *hooks.Error {
+	if r.Header.Get("X-PagerDuty-Signature") == "" {
+		return hooks.Errorf(http.StatusUnauthorized, "missing X-PagerDuty-Signature header: the request is not signed")
+	}
+	for _, s := range h.secrets {
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		err := webhookv3.VerifySignature(r, s)
+		switch {
+		case err == nil:
+			return nil
+		case errors.Is(err, webhookv3.ErrMalformedHeader):
+			return hooks.Errorf(http.StatusUnauthorized, "malformed X-PagerDuty-Signature header: want v1=<hex>[,v1=<hex>…]")
+		case errors.Is(err, webhookv3.ErrMalformedBody):
+			return hooks.Errorf(http.StatusBadRequest, "empty body")
+		}
+	}
+	return hooks.Errorf(http.StatusUnauthorized, "X-PagerDuty-Signature matches none of the configured secrets")
+}
+
+// ErrPing is returned by Parse for pagey.ping, PagerDuty's test delivery.
+var ErrPing = errors.New("pagey.ping")
+
+// event is the part of a v3 webhook that firstlook reads. Unknown fields
+// are ignored: PagerDuty adds fields over time.
+type event struct {
+	ID           string          `json:"id"`
+	EventType    string          `json:"event_type"`
+	ResourceType string          `json:"resource_type"`
+	Data         json.RawMessage `json:"data"`
+}
+
+type reference struct {
+	ID      string `json:"id"`
+	Summary string `json:"summary"`
+	HTMLURL string `json:"html_url"`
+}
+
+type incidentData struct {
+	Type      string     `json:"type"`
+	ID        string     `json:"id"`
+	HTMLURL   string     `json:"html_url"`
+	Number    int        `json:"number"`
+	Status    string     `json:"status"`
+	Title     string     `json:"title"`
+	CreatedAt time.Time  `json:"created_at"`
+	Service   *reference `json:"service"`
+	Priority  *reference `json:"priority"`
+	Urgency   string     `json:"urgency"`
+	// incident_note (incident.annotated) carries the incident as a reference.
+	Incident *reference `json:"incident"`
+}
+
+// Parse turns a v3 webhook body into a Trigger. delivery is the
+// X-Webhook-Id header; when empty, the event id is used instead (it is also
+// stable across PagerDuty's retries). pagey.ping gives ErrPing; events that
+// are not about an incident (service.updated, …) give ErrNotIncident.
+func Parse(body []byte, delivery string) (hooks.Trigger, error) {
+	ev, err := decode(body)
+	if err != nil {
+		return hooks.Trigger{}, err
+	}
+	if ev.EventType == "pagey.ping" {
+		return hooks.Trigger{}, ErrPing
+	}
+	return ev.trigger(delivery)
+}
+
+// ErrNotIncident is returned by Parse for events whose data is not an
+// incident or an incident note.
+var ErrNotIncident = errors.New("not an incident event")
+
+func decode(body []byte) (*event, error) {
+	var env struct {
+		Event *event `json:"event"`
+	}
+	if err := json.Unmarshal(body, &env); err != nil {
+		return nil, fmt.Errorf("body is not JSON: %v", err)
+	}
+	if env.Event == nil || env.Event.EventType == "" {
+		return nil, errors.New("not a PagerDuty v3 webhook: no event.event_type (v2 webhooks are not supported; create a v3 webhook subscription)")
+	}
+	return env.Event, nil
+}
+
+func (ev *event) trigger(delivery string) (hooks.Trigger, error) {
+	if delivery == "" {
+		delivery = ev.ID
+	}
+	if delivery == "" {
+		return hooks.Trigger{}, errors.New("no X-Webhook-Id header and no event.id: cannot tell retries apart")
+	}
+	t := hooks.Trigger{Source: Source, DeliveryID: delivery, Event: ev.EventType}
+	if len(ev.Data) == 0 || bytes.Equal(ev.Data, []byte("null")) {
+		return hooks.Trigger{}, fmt.Errorf("event %s has no data", ev.EventType)
+	}
+	var d incidentData
+	if err := json.Unmarshal(ev.Data, &d); err != nil {
+		return hooks.Trigger{}, fmt.Errorf("event.data of %s: %v", ev.EventType, err)
+	}
+	// Dispatch on data.type, not resource_type: incident.annotated has
+	// resource_type "incident" but its data is the note.
+	switch d.Type {
+	case "incident":
+		t.Incident = hooks.Incident{
+			ID:        d.ID,
+			Number:    d.Number,
+			Title:     d.Title,
+			URL:       d.HTMLURL,
+			Urgency:   d.Urgency,
+			Status:    d.Status,
+			CreatedAt: d.CreatedAt,
+		}
+		if d.Service != nil {
+			t.Incident.Service = hooks.Service{ID: d.Service.ID, Name: d.Service.Summary}
+		}
+		if d.Priority != nil {
+			t.Incident.Priority = d.Priority.Summary
+		}
+	case "incident_note":
+		if d.Incident == nil {
+			return hooks.Trigger{}, fmt.Errorf("event %s: incident_note without an incident", ev.EventType)
+		}
+		t.Incident = hooks.Incident{ID: d.Incident.ID, Title: d.Incident.Summary, URL: d.Incident.HTMLURL}
+	default:
+		return hooks.Trigger{}, fmt.Errorf("event %s: data.type %q: %w", ev.EventType, d.Type, ErrNotIncident)
+	}
+	if t.Incident.ID == "" {
+		return hooks.Trigger{}, fmt.Errorf("event %s: incident has no id", ev.EventType)
+	}
+	return t, nil
+}
