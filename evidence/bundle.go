@@ -82,9 +82,12 @@ type Step struct {
 	Command string `json:"command"`
 	// ExitCode is the remote exit status; -1 when there was none (timeout,
 	// killed by a signal, connection lost).
-	ExitCode  int       `json:"exit_code"`
-	Signal    string    `json:"signal,omitempty"`
-	TimedOut  bool      `json:"timed_out,omitempty"`
+	ExitCode int    `json:"exit_code"`
+	Signal   string `json:"signal,omitempty"`
+	TimedOut bool   `json:"timed_out,omitempty"`
+	// Skipped is true when the step did not run: its condition did not
+	// hold, or an earlier step failed (Error says which).
+	Skipped   bool      `json:"skipped,omitempty"`
 	Error     string    `json:"error,omitempty"`
 	StartedAt time.Time `json:"started_at"`
 	// DurationMS is the step's wall time in milliseconds.
@@ -93,8 +96,14 @@ type Step struct {
 	Stderr     Output `json:"stderr"`
 }
 
-// OK reports whether the step ran to completion and exited 0.
-func (s Step) OK() bool { return s.ExitCode == 0 && !s.TimedOut && s.Error == "" }
+// OK reports whether the step ran to completion and exited 0, or was
+// skipped because its condition did not hold.
+func (s Step) OK() bool {
+	if s.Skipped {
+		return s.Error == ""
+	}
+	return s.ExitCode == 0 && !s.TimedOut && s.Error == ""
+}
 
 // Output describes one captured stream.
 type Output struct {

@@ -18,6 +18,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -40,6 +41,12 @@ type Config struct {
 	// Events are the event types that make a job; other types are answered
 	// 202 and dropped.
 	Events []string `yaml:"events"`
+	// APIURL is the REST API used to look up an incident's alerts when an
+	// API token is configured (default https://api.pagerduty.com).
+	APIURL string `yaml:"api_url"`
+	// AlertDetailKeys are the keys of an alert's details (custom_details)
+	// that name its host, besides cef_details.source_origin.
+	AlertDetailKeys []string `yaml:"alert_detail_keys"`
 }
 
 // Validate reports a configuration that cannot work.
@@ -47,6 +54,12 @@ func (c Config) Validate() error {
 	for i, e := range c.Events {
 		if !strings.Contains(e, ".") {
 			return fmt.Errorf("events[%d]: %q is not a PagerDuty v3 event type such as incident.triggered", i, e)
+		}
+	}
+	if c.APIURL != "" {
+		u, err := url.Parse(c.APIURL)
+		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			return fmt.Errorf("api_url: %q is not an http(s) URL", c.APIURL)
 		}
 	}
 	return nil
