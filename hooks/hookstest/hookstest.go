@@ -3,13 +3,12 @@
 package hookstest
 
 import (
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/firstlook/firstlook/hooks/pagerduty"
 )
 
 // SharedDir returns the ../shared directory that sits beside the
@@ -51,11 +50,7 @@ func Fixture(tb testing.TB, source, name string) []byte {
 }
 
 // Sign returns an X-PagerDuty-Signature header value for body under secret.
-func Sign(body []byte, secret string) string {
-	m := hmac.New(sha256.New, []byte(secret))
-	m.Write(body)
-	return "v1=" + hex.EncodeToString(m.Sum(nil))
-}
+func Sign(body []byte, secret string) string { return pagerduty.Sign(body, secret) }
 
 // Vectors is signature-test-vectors.json from the PagerDuty fixtures.
 type Vectors struct {

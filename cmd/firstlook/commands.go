@@ -1,0 +1,256 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/firstlook/firstlook/evidence"
+	"github.com/firstlook/firstlook/hooks"
+	"github.com/firstlook/firstlook/hooks/pagerduty"
+	"github.com/firstlook/firstlook/playbooks"
+	"github.com/firstlook/firstlook/runner"
+)
+
+func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("run", stderr)
+	path := fs.String("config", "firstlook.yaml", "configuration `file`")
+	hostName := fs.String("host", "", "inventory `host` to run on")
+	pbName := fs.String("playbook", "", "`playbook` to run")
+	summary := fs.Bool("summary", false, "print the summary only, not every step's full output")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *hostName == "" || *pbName == "" || fs.NArg() > 0 {
+		fmt.Fprintln(stderr, "firstlook run: -host and -playbook are required")
+		fs.Usage()
+		return errUsage
+	}
+	cfg, err := LoadConfig(*path)
+	if err != nil {
+		return err
+	}
+	p, err := cfg.runParts()
+	if err != nil {
+		return err
+	}
+	defer p.close()
+	host, err := p.inventory.Resolve(ctx, *hostName)
+	if err != nil {
+		return err
+	}
+	pb, ok := p.playbooks.Get(*pbName)
+	if !ok {
+		var names []string
+		for _, x := range p.playbooks.All() {
+			names = append(names, x.Name)
+		}
+		return fmt.Errorf("no playbook %q; playbooks: %s", *pbName, strings.Join(names, ", "))
+	}
+	r, err := runner.New(cfg.runnerOptions(p, newLogger(cfg, stderr)))
+	if err != nil {
+		return err
+	}
+	t := manualTrigger(pb.Name, host.Name)
+	b := r.Execute(ctx, t, runner.Run{Playbook: pb, Host: host, Target: host.Name})
+	prefix, err := evidence.Write(ctx, p.store, b)
+	if err != nil {
+		return err
+	}
+	link, _ := p.store.Link(ctx, prefix+evidence.ManifestFile)
+	fmt.Fprint(stdout, evidence.Summary(b, link))
+	if !*summary {
+		printOutputs(stdout, b)
+	}
+	if b.Manifest.Status != evidence.StatusOK {
+		return exitError(1)
+	}
+	return nil
+}
+
+// manualTrigger stands for a person at a terminal.
+func manualTrigger(playbook, host string) hooks.Trigger {
+	id := make([]byte, 6)
+	_, _ = rand.Read(id)
+	user := os.Getenv("USER")
+	if user == "" {
+		user = "someone"
+	}
+	now := time.Now().UTC()
+	return hooks.Trigger{
+		Source:     "cli",
+		DeliveryID: hex.EncodeToString(id),
+		Event:      "manual",
+		Incident: hooks.Incident{
+			ID:        "manual-" + now.Format("20060102") + "-" + hex.EncodeToString(id[:3]),
+			Title:     fmt.Sprintf("%s on %s, run by %s", playbook, host, user),
+			CreatedAt: now,
+		},
+		ReceivedAt: now,
+	}
+}
+
+func printOutputs(w io.Writer, b *evidence.Bundle) {
+	for _, st := range b.Manifest.Steps {
+		if st.Skipped {
+			continue
+		}
+		fmt.Fprintf(w, "\n── %s ── $ %s\n", st.Name, st.Command)
+		if out := b.Files[st.Stdout.File]; len(out) > 0 {
+			w.Write(out)
+			if out[len(out)-1] != '\n' {
+				fmt.Fprintln(w)
+			}
+		}
+		if out := b.Files[st.Stderr.File]; len(out) > 0 {
+			fmt.Fprintln(w, "── stderr ──")
+			w.Write(out)
+			if out[len(out)-1] != '\n' {
+				fmt.Fprintln(w)
+			}
+		}
+		if st.Stdout.Truncated || st.Stderr.Truncated {
+			fmt.Fprintf(w, "── output truncated: %d of %d stdout bytes, %d of %d stderr bytes kept ──\n",
+				st.Stdout.Kept, st.Stdout.Bytes, st.Stderr.Kept, st.Stderr.Bytes)
+		}
+	}
+}
+
+func validateCmd(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("validate", stderr)
+	path := fs.String("config", "", "configuration `file` (its playbooks and inventory are checked too)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	paths := fs.Args()
+	if *path == "" && len(paths) == 0 {
+		fmt.Fprintln(stderr, "firstlook validate: give -config, playbook paths, or both")
+		fs.Usage()
+		return errUsage
+	}
+	bad := false
+	report := func(err error) {
+		bad = true
+		for _, line := range strings.Split(err.Error(), "\n") {
+			if strings.TrimSpace(line) != "" {
+				fmt.Fprintln(stdout, line)
+			}
+		}
+	}
+	if *path != "" {
+		cfg, err := LoadConfig(*path)
+		if err != nil {
+			report(err)
+		} else {
+			paths = append(slices.Clone(cfg.Playbooks.Paths), paths...)
+			if _, err := cfg.planParts(); err != nil && !isPlaybookError(err) {
+				report(err)
+			}
+		}
+	}
+	var set *playbooks.Set
+	if len(paths) > 0 {
+		var err error
+		if set, err = playbooks.Load(paths...); err != nil {
+			report(err)
+		}
+	}
+	if bad {
+		return exitError(1)
+	}
+	if set != nil {
+		fmt.Fprintf(stdout, "ok: %d playbooks\n", len(set.All()))
+	} else {
+		fmt.Fprintln(stdout, "ok")
+	}
+	return nil
+}
+
+// isPlaybookError tells planParts' playbook errors apart, so validate
+// reports them once, from its own load.
+func isPlaybookError(err error) bool { return strings.HasPrefix(err.Error(), "playbooks:") }
+
+func replayCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("replay", stderr)
+	path := fs.String("config", "firstlook.yaml", "configuration `file`")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		fmt.Fprintln(stderr, "firstlook replay: give one saved webhook body (JSON)")
+		fs.Usage()
+		return errUsage
+	}
+	cfg, err := LoadConfig(*path)
+	if err != nil {
+		return err
+	}
+	body, err := os.ReadFile(fs.Arg(0))
+	if err != nil {
+		return err
+	}
+	t, err := pagerduty.Parse(body, "replay")
+	switch {
+	case errors.Is(err, pagerduty.ErrPing):
+		fmt.Fprintln(stdout, "pagey.ping: answered 200, nothing runs")
+		return nil
+	case err != nil:
+		return fmt.Errorf("%s: %w", fs.Arg(0), err)
+	}
+	events := cfg.PagerDuty.Events
+	if len(events) == 0 {
+		events = pagerduty.DefaultEvents
+	}
+	fmt.Fprintf(stdout, "event:    %s\nincident: %s #%d %q\nservice:  %s (%s)\n", t.Event, t.Incident.ID, t.Incident.Number, t.Incident.Title, t.Incident.Service.Name, t.Incident.Service.ID)
+	if !slices.Contains(events, t.Event) {
+		fmt.Fprintf(stdout, "ignored:  event type %s is not in pagerduty.events %v; answered 202, nothing runs\n", t.Event, events)
+		return nil
+	}
+	p, err := cfg.planParts()
+	if err != nil {
+		return err
+	}
+	r, err := runner.New(cfg.runnerOptions(p, newLogger(cfg, stderr)))
+	if err != nil {
+		return err
+	}
+	plan := r.Plan(ctx, t)
+	fmt.Fprintf(stdout, "hints:    %s\n", strings.Join(plan.Hints, ", "))
+	if plan.HintErr != nil {
+		fmt.Fprintf(stdout, "          (alert lookup failed: %v)\n", plan.HintErr)
+	}
+	if len(plan.Runs) == 0 {
+		fmt.Fprintln(stdout, "\nno playbook matches: nothing would run")
+		return nil
+	}
+	for _, run := range plan.Runs {
+		if run.Err != nil {
+			fmt.Fprintf(stdout, "\n%s on %s: would not start: %v\n", run.Playbook.Name, run.Target, run.Err)
+			continue
+		}
+		via := "directly"
+		if run.Host.Bastion != nil {
+			via = "via " + run.Host.Bastion.Name
+		}
+		fmt.Fprintf(stdout, "\n%s on %s (%s@%s %s):\n", run.Playbook.Name, run.Host.Name, run.Host.User, run.Host.Addr(), via)
+		for i, c := range r.Commands(t, run) {
+			if c.Err != nil {
+				fmt.Fprintf(stdout, "  %d. %s: would fail: %v\n", i+1, c.Step, c.Err)
+				continue
+			}
+			fmt.Fprintf(stdout, "  %d. %s: %s\n", i+1, c.Step, c.Line)
+			if c.Stdin != nil {
+				fmt.Fprintf(stdout, "     (script of %d bytes on stdin)\n", len(c.Stdin))
+			}
+		}
+	}
+	fmt.Fprintln(stdout, "\nnothing was run")
+	return nil
+}

@@ -1,0 +1,94 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+
+	"github.com/firstlook/firstlook/evidence/store/dir"
+	"github.com/firstlook/firstlook/hooks/pagerduty"
+	"github.com/firstlook/firstlook/playbooks"
+	"github.com/firstlook/firstlook/runner"
+	"github.com/firstlook/firstlook/runner/inventory"
+	"github.com/firstlook/firstlook/runner/ssh"
+)
+
+// parts are the pieces every command that touches hosts builds from the
+// configuration. This is the one place that knows every implementation.
+type parts struct {
+	inventory *inventory.Inventory
+	playbooks *playbooks.Set
+	dialer    *ssh.Dialer
+	store     *dir.Store
+	alerts    runner.AlertHints
+}
+
+// planParts builds what planning needs: inventory, playbooks and alert
+// lookups; no SSH, no store.
+func (c *Config) planParts() (*parts, error) {
+	inv, err := inventory.New(c.Inventory)
+	if err != nil {
+		return nil, err
+	}
+	set, err := playbooks.Load(c.Playbooks.Paths...)
+	if err != nil {
+		return nil, fmt.Errorf("playbooks:\n%w", err)
+	}
+	p := &parts{inventory: inv, playbooks: set}
+	if c.PagerDuty.APIToken != "" {
+		p.alerts = pagerduty.NewAlerts(c.PagerDuty.Config, c.PagerDuty.APIToken.value())
+	}
+	return p, nil
+}
+
+// runParts builds everything a run needs.
+func (c *Config) runParts() (*parts, error) {
+	p, err := c.planParts()
+	if err != nil {
+		return nil, err
+	}
+	if p.dialer, err = ssh.New(c.SSH); err != nil {
+		return nil, fmt.Errorf("ssh: %w", err)
+	}
+	if p.store, err = dir.New(c.Evidence.Dir); err != nil {
+		p.dialer.Close()
+		return nil, fmt.Errorf("evidence: %w", err)
+	}
+	return p, nil
+}
+
+func (p *parts) close() {
+	if p.dialer != nil {
+		p.dialer.Close()
+	}
+}
+
+// runnerOptions are the runner's parts; jobs and state are added by serve.
+func (c *Config) runnerOptions(p *parts, log *slog.Logger) runner.Options {
+	o := runner.Options{
+		Config:    c.Runner,
+		Inventory: p.inventory,
+		Playbooks: p.playbooks,
+		Alerts:    p.alerts,
+		Params:    c.Params,
+		Version:   version,
+		Log:       log,
+	}
+	if p.dialer != nil {
+		o.Dialer = runner.SSH(p.dialer)
+	}
+	if p.store != nil {
+		o.Store = p.store
+	}
+	return o
+}
+
+func newLogger(c *Config, w io.Writer) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(c.LogLevel))
+	opts := &slog.HandlerOptions{Level: level}
+	if c.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}

@@ -1,0 +1,456 @@
+// Package queue keeps firstlook's jobs and per-incident state on NATS
+// JetStream: a work-queue stream that intakes publish triggers to and every
+// node's workers lease from through one durable pull consumer, and a
+// key-value bucket for per-incident state with compare-and-set.
+//
+// The server runs embedded in-process by default (file storage under the
+// data directory, no TCP port unless asked), or the queue connects to an
+// external NATS cluster; the embedded servers of several nodes can also
+// cluster. Nothing above this package knows which.
+//
+// JetStream provides the guarantees the design needs without home-made
+// machinery: Put returns only after the stream has stored the trigger (on
+// disk, or on a quorum of the cluster), publish de-duplication by message id
+// turns a redelivered webhook into no second job, ack-wait redelivery and a
+// delivery cap recover from crashed workers, and the bucket's revisions give
+// compare-and-set.
+package queue
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/firstlook/firstlook/hooks"
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// ErrClosed is returned by a Queue's methods after Close.
+var ErrClosed = errors.New("queue: closed")
+
+// kvStreamPrefix prefixes a bucket's name to name its stream.
+const kvStreamPrefix = "KV_"
+
+// Limits on a trigger's job id, which travels as a NATS header value.
+const maxJobIDLen = 512
+
+// defaultOpTimeout bounds Put and the job acknowledgements when the caller's
+// context has no deadline, so a lost server cannot hang a caller forever.
+const defaultOpTimeout = 10 * time.Second
+
+// Queue is a JetStream work queue of hooks.Triggers plus a key-value bucket
+// of per-incident state. It is safe for concurrent use.
+type Queue struct {
+	cfg   Config
+	nc    *nats.Conn
+	js    jetstream.JetStream
+	srv   *server.Server // nil with an external server
+	strm  jetstream.Stream
+	cons  jetstream.Consumer
+	state *State
+
+	// Built once: Put runs on the webhook hot path.
+	subject string
+	stream  []string // value of the Nats-Expected-Stream header
+
+	// life is cancelled by Close, which stops Next.
+	life      context.Context
+	stop      context.CancelFunc
+	closed    chan struct{} // closed by the client's ClosedHandler
+	closeOnce sync.Once
+	closeErr  error
+}
+
+var _ hooks.Queue = (*Queue)(nil)
+
+// Open starts the embedded server, or connects to the external one, and
+// creates or updates the stream, the consumer and the bucket. Reopening the
+// same embedded directory finds the same jobs and state. Open waits, within
+// ctx, for a cluster that is still electing its leaders.
+func Open(ctx context.Context, cfg Config) (*Queue, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("queue: config: %w", err)
+	}
+	cfg = cfg.withDefaults()
+
+	var password string
+	if cfg.PasswordFile != "" {
+		b, err := os.ReadFile(cfg.PasswordFile)
+		if err != nil {
+			return nil, fmt.Errorf("queue: read password_file: %w", err)
+		}
+		password = strings.TrimRight(string(b), "\r\n")
+	}
+
+	q := &Queue{
+		cfg:     cfg,
+		subject: cfg.Subject,
+		stream:  []string{cfg.Stream},
+		closed:  make(chan struct{}),
+	}
+	q.life, q.stop = context.WithCancel(context.Background())
+
+	opts := []nats.Option{
+		nats.Name("firstlook"),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(250 * time.Millisecond),
+		nats.DrainTimeout(5 * time.Second),
+		nats.ClosedHandler(func(*nats.Conn) { close(q.closed) }),
+		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+			cfg.Logger.Warn("nats client error", "err", err)
+		}),
+	}
+	url := cfg.URL
+	if url == "" {
+		srv, user, pass, err := startEmbedded(cfg, password)
+		if err != nil {
+			q.stop()
+			return nil, fmt.Errorf("queue: %w", err)
+		}
+		q.srv = srv
+		opts = append(opts, nats.InProcessServer(srv))
+		if user != "" {
+			opts = append(opts, nats.UserInfo(user, pass))
+		}
+	} else {
+		if cfg.User != "" {
+			opts = append(opts, nats.UserInfo(cfg.User, password))
+		}
+		if cfg.CredsFile != "" {
+			opts = append(opts, nats.UserCredentials(cfg.CredsFile))
+		}
+		if cfg.TLS.enabled() {
+			tc, err := cfg.TLS.config()
+			if err != nil {
+				q.stop()
+				return nil, fmt.Errorf("queue: tls: %w", err)
+			}
+			opts = append(opts, nats.Secure(tc))
+		}
+	}
+	nc, err := nats.Connect(url, opts...)
+	if err != nil {
+		q.shutdownServer()
+		q.stop()
+		// The error names the server, never the credentials.
+		return nil, fmt.Errorf("queue: connect: %w", err)
+	}
+	q.nc = nc
+	if q.cfg.Replicas == 0 {
+		q.cfg.Replicas = 1
+		if nc.ConnectedClusterName() != "" {
+			q.cfg.Replicas = 3
+		}
+	}
+	if err := q.ensure(ctx); err != nil {
+		_ = q.Close()
+		return nil, err
+	}
+	return q, nil
+}
+
+func (t TLSConfig) config() (*tls.Config, error) {
+	tc := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: t.ServerName}
+	if t.CAFile != "" {
+		pem, err := os.ReadFile(t.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("read ca_file: %w", err)
+		}
+		tc.RootCAs = x509.NewCertPool()
+		if !tc.RootCAs.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("read ca_file %s: no PEM certificates", t.CAFile)
+		}
+	}
+	if t.CertFile != "" {
+		cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("load cert_file/key_file: %w", err)
+		}
+		tc.Certificates = []tls.Certificate{cert}
+	}
+	return tc, nil
+}
+
+// ensure creates or updates the stream, the consumer and the bucket,
+// retrying while a cluster forms or elects leaders.
+func (q *Queue) ensure(ctx context.Context) error {
+	js, err := jetstream.New(q.nc)
+	if err != nil {
+		return fmt.Errorf("queue: jetstream: %w", err)
+	}
+	q.js = js
+	c := q.cfg
+	steps := []struct {
+		what string
+		do   func(context.Context) error
+	}{
+		{"stream " + c.Stream, func(ctx context.Context) (err error) {
+			q.strm, err = js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+				Name:        c.Stream,
+				Description: "firstlook jobs: one per webhook delivery",
+				Subjects:    []string{c.Subject},
+				// A job leaves the stream when a worker acks (or terms) it.
+				Retention:  jetstream.WorkQueuePolicy,
+				Storage:    jetstream.FileStorage,
+				Replicas:   c.Replicas,
+				Duplicates: c.DuplicateWindow,
+			})
+			return err
+		}},
+		{"consumer " + c.Consumer, func(ctx context.Context) (err error) {
+			q.cons, err = js.CreateOrUpdateConsumer(ctx, c.Stream, jetstream.ConsumerConfig{
+				Durable:     c.Consumer,
+				Description: "firstlook workers",
+				AckPolicy:   jetstream.AckExplicitPolicy,
+				AckWait:     c.AckWait,
+				MaxDeliver:  c.MaxDeliver,
+			})
+			return err
+		}},
+		{"bucket " + c.KVBucket, func(ctx context.Context) error {
+			_, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+				Bucket:      c.KVBucket,
+				Description: "firstlook per-incident state",
+				History:     1,
+				TTL:         c.StateTTL,
+				Storage:     jetstream.FileStorage,
+				Replicas:    c.Replicas,
+			})
+			if err != nil {
+				return err
+			}
+			// The jetstream package makes every bucket allow direct gets,
+			// which any replica answers, followers included: a Get right
+			// after another node's Create can then miss it. State is read
+			// to decide what to write, so reads go to the stream leader.
+			strm, err := js.Stream(ctx, kvStreamPrefix+c.KVBucket)
+			if err != nil {
+				return err
+			}
+			if sc := strm.CachedInfo().Config; sc.AllowDirect {
+				sc.AllowDirect = false
+				if _, err := js.UpdateStream(ctx, sc); err != nil {
+					return err
+				}
+			}
+			kv, err := js.KeyValue(ctx, c.KVBucket)
+			if err != nil {
+				return err
+			}
+			q.state = &State{kv: kv}
+			return nil
+		}},
+	}
+	for _, s := range steps {
+		if err := retry(ctx, q.cfg, s.what, s.do); err != nil {
+			return fmt.Errorf("queue: create %s: %w", s.what, err)
+		}
+	}
+	return nil
+}
+
+// retry calls do until it succeeds, fails for good, or ctx ends. A cluster
+// that is still forming answers "temporarily unavailable" or "no suitable
+// peers" for a while; a bad request (a stream whose retention cannot change,
+// say) will not get better.
+func retry(ctx context.Context, cfg Config, what string, do func(context.Context) error) error {
+	wait := 100 * time.Millisecond
+	// A server without a meta leader yet drops API requests unanswered, so
+	// the first attempts time out quickly; later ones leave time for a
+	// slow placement.
+	timeout := 2 * time.Second
+	for attempt := 1; ; attempt++ {
+		actx, cancel := context.WithTimeout(ctx, timeout)
+		timeout = min(2*timeout, 10*time.Second)
+		err := do(actx)
+		cancel()
+		if err == nil {
+			return nil
+		}
+		var apiErr *jetstream.APIError
+		if errors.As(err, &apiErr) && apiErr.Code == 400 && apiErr.ErrorCode != 10005 {
+			return err
+		}
+		if attempt%5 == 0 {
+			cfg.Logger.Warn("queue: still waiting for JetStream", "what", what, "attempt", attempt, "err", err)
+		}
+		if !sleep(ctx, jitter(wait)) {
+			return fmt.Errorf("%w (last error: %w)", ctx.Err(), err)
+		}
+		wait = min(2*wait, 2*time.Second)
+	}
+}
+
+// sleep waits d or until ctx ends, and reports whether it waited d.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// jitter returns d ± 20 %, so retrying workers do not move in lockstep.
+func jitter(d time.Duration) time.Duration {
+	return d*4/5 + rand.N(d*2/5+1)
+}
+
+// Close drains the connection, so in-flight publishes and acks finish, and
+// shuts the embedded server down. Jobs leased and not acked are redelivered
+// after AckWait. Close is idempotent.
+func (q *Queue) Close() error {
+	q.closeOnce.Do(func() {
+		q.stop()
+		if q.nc != nil {
+			if err := q.nc.Drain(); err != nil {
+				q.nc.Close()
+			}
+			select {
+			case <-q.closed:
+			case <-time.After(10 * time.Second):
+				q.nc.Close()
+				q.closeErr = errors.New("queue: close: drain timed out")
+			}
+		}
+		q.shutdownServer()
+	})
+	return q.closeErr
+}
+
+func (q *Queue) shutdownServer() {
+	if q.srv != nil {
+		q.srv.Shutdown()
+		q.srv.WaitForShutdown()
+	}
+}
+
+// Put stores t as a job and returns once JetStream has acknowledged it:
+// written to the store's file (or to a quorum of the cluster). The job's
+// message id is t.JobID(), so a redelivered webhook within the duplicate
+// window is stored once: the second Put returns duplicate true.
+//
+// Put retries a stream without a leader (a cluster electing one) until ctx
+// ends; retries are safe because of the message id. Without a deadline on
+// ctx, Put gives up after 10 s.
+func (q *Queue) Put(ctx context.Context, t hooks.Trigger) (duplicate bool, err error) {
+	id := t.JobID()
+	if err := checkJobID(t); err != nil {
+		return false, fmt.Errorf("queue: put: %w", err)
+	}
+	data, err := json.Marshal(t)
+	if err != nil {
+		return false, fmt.Errorf("queue: put %s: %w", id, err)
+	}
+	msg := &nats.Msg{
+		Subject: q.subject,
+		Data:    data,
+		Header: nats.Header{
+			jetstream.MsgIDHeader: []string{id},
+			// A subject bound to some other stream by mistake fails loudly
+			// instead of queueing jobs nobody consumes.
+			jetstream.ExpectedStreamHeader: q.stream,
+		},
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, defaultOpTimeout)
+		defer cancel()
+	}
+	wait := 50 * time.Millisecond
+	for {
+		ack, err := q.js.PublishMsg(ctx, msg)
+		if err == nil {
+			return ack.Duplicate, nil
+		}
+		if !retryablePublish(err) || !sleep(ctx, jitter(wait)) {
+			if q.life.Err() != nil {
+				err = ErrClosed
+			}
+			return false, fmt.Errorf("queue: put %s: %w", id, err)
+		}
+		wait = min(2*wait, time.Second)
+	}
+}
+
+// retryablePublish reports whether a publish failed because the stream has
+// no leader right now, as during a cluster's election or a reconnect.
+func retryablePublish(err error) bool {
+	if errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, nats.ErrNoResponders) {
+		return true
+	}
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) && apiErr.Code == 503
+}
+
+// checkJobID rejects triggers whose job id cannot identify them: an empty
+// source or delivery id would make every such webhook a duplicate of the
+// first, and control characters cannot travel in a NATS header.
+func checkJobID(t hooks.Trigger) error {
+	if t.Source == "" || t.DeliveryID == "" {
+		return errors.New("trigger without source or delivery id")
+	}
+	id := t.JobID()
+	if len(id) > maxJobIDLen {
+		return fmt.Errorf("job id longer than %d bytes", maxJobIDLen)
+	}
+	for i := 0; i < len(id); i++ {
+		if c := id[i]; c < 0x20 || c == 0x7f {
+			return fmt.Errorf("job id %q has control characters", id)
+		}
+	}
+	return nil
+}
+
+// State returns the per-incident state bucket.
+func (q *Queue) State() *State { return q.state }
+
+// Stats counts the queue's jobs, for tests, benchmarks and metrics.
+type Stats struct {
+	// Stored is how many jobs the stream holds: waiting or leased. A job
+	// leaves when it is acked or terminated.
+	Stored uint64
+	// Pending is how many stored jobs have not been delivered yet.
+	Pending uint64
+	// InFlight is how many delivered jobs await an ack.
+	InFlight uint64
+	// Redelivered is how many in-flight jobs were delivered more than once.
+	Redelivered uint64
+	// Delivered counts deliveries, redeliveries included, since the
+	// consumer was created.
+	Delivered uint64
+	// Waiting is how many workers wait for a job.
+	Waiting uint64
+}
+
+// Stats reads the stream's and the consumer's counters.
+func (q *Queue) Stats(ctx context.Context) (Stats, error) {
+	si, err := q.strm.Info(ctx)
+	if err != nil {
+		return Stats{}, fmt.Errorf("queue: stats: %w", err)
+	}
+	ci, err := q.cons.Info(ctx)
+	if err != nil {
+		return Stats{}, fmt.Errorf("queue: stats: %w", err)
+	}
+	return Stats{
+		Stored:      si.State.Msgs,
+		Pending:     ci.NumPending,
+		InFlight:    uint64(ci.NumAckPending),
+		Redelivered: uint64(ci.NumRedelivered),
+		Delivered:   ci.Delivered.Consumer,
+		Waiting:     uint64(ci.NumWaiting),
+	}, nil
+}

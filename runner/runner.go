@@ -1,0 +1,358 @@
+// Package runner is firstlook's worker loop: lease a job from the queue,
+// find the incident's hosts in the inventory, match playbooks, run them
+// over SSH through the bastion, store each run's bundle, record the run as
+// done and only then acknowledge the job.
+//
+// Execution is at least once (a worker that dies mid-job leaves the job to
+// be redelivered) and effect is once: each incident × host × playbook run
+// is claimed and marked done in the per-incident state, so a redelivered
+// job skips what already finished.
+package runner
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/firstlook/firstlook/evidence"
+	"github.com/firstlook/firstlook/hooks"
+	"github.com/firstlook/firstlook/playbooks"
+	"github.com/firstlook/firstlook/runner/inventory"
+	"github.com/firstlook/firstlook/runner/queue"
+	"github.com/firstlook/firstlook/runner/ssh"
+)
+
+// Config is the runner's configuration.
+type Config struct {
+	// Workers is how many jobs run at once on this node (default 4).
+	Workers int `yaml:"workers"`
+	// RunsPerJob caps concurrent playbook runs within one job (default 8).
+	RunsPerJob int `yaml:"runs_per_job"`
+	// Grace is how long running jobs may finish after shutdown starts
+	// (default 30s); what is not done by then stays queued.
+	Grace time.Duration `yaml:"grace"`
+	// Heartbeat is how often a running job tells the queue it is alive
+	// (default 15s; keep it well under the queue's ack_wait).
+	Heartbeat time.Duration `yaml:"heartbeat"`
+	// Hints says where to look for the incident's host.
+	Hints HintsConfig `yaml:"hints"`
+}
+
+// WithDefaults returns c with zero values replaced by the defaults.
+func (c Config) WithDefaults() Config {
+	if c.Workers == 0 {
+		c.Workers = 4
+	}
+	if c.RunsPerJob == 0 {
+		c.RunsPerJob = 8
+	}
+	if c.Grace == 0 {
+		c.Grace = 30 * time.Second
+	}
+	if c.Heartbeat == 0 {
+		c.Heartbeat = 15 * time.Second
+	}
+	return c
+}
+
+// Validate reports a configuration that cannot work.
+func (c *Config) Validate() error {
+	switch {
+	case c.Workers < 0:
+		return fmt.Errorf("workers: %d is negative", c.Workers)
+	case c.RunsPerJob < 0:
+		return fmt.Errorf("runs_per_job: %d is negative", c.RunsPerJob)
+	case c.Grace < 0:
+		return fmt.Errorf("grace: %s is negative", c.Grace)
+	case c.Heartbeat < 0:
+		return fmt.Errorf("heartbeat: %s is negative", c.Heartbeat)
+	}
+	if err := c.Hints.Validate(); err != nil {
+		return fmt.Errorf("hints.%w", err)
+	}
+	return nil
+}
+
+// Jobs hands out queued jobs to workers.
+type Jobs interface {
+	// Next blocks until a job is leased or ctx ends.
+	Next(ctx context.Context) (Job, error)
+}
+
+// Job is one leased trigger.
+type Job interface {
+	Trigger() hooks.Trigger
+	// Last reports whether this is the final delivery attempt.
+	Last() bool
+	InProgress(ctx context.Context) error
+	Ack(ctx context.Context) error
+	Nak(ctx context.Context, delay time.Duration) error
+}
+
+// Inventory resolves hints to hosts and selects host groups.
+type Inventory interface {
+	Resolve(ctx context.Context, hint string) (inventory.Host, error)
+	Select(ctx context.Context, group string, labels map[string]string) ([]inventory.Host, error)
+}
+
+// Dialer connects to a host, through its bastion when it has one.
+type Dialer interface {
+	Dial(ctx context.Context, t ssh.Target) (Conn, error)
+}
+
+// Conn runs commands on one host.
+type Conn interface {
+	Run(ctx context.Context, cmd string, opts ssh.RunOptions) (ssh.Result, error)
+	Close() error
+}
+
+// Options are a Runner's parts. Jobs, State, Dialer and Store may be nil
+// for a Runner that only plans (firstlook replay).
+type Options struct {
+	Config    Config
+	Jobs      Jobs
+	State     State
+	Inventory Inventory
+	Playbooks *playbooks.Set
+	Dialer    Dialer
+	Store     evidence.Store
+	// Alerts, when set, looks up hints in the incident's alerts.
+	Alerts AlertHints
+	// Params are per-service playbook parameter overrides: service name
+	// or id → parameter → value.
+	Params  map[string]map[string]string
+	Version string
+	Log     *slog.Logger
+}
+
+// Runner executes jobs.
+type Runner struct {
+	cfg       Config
+	jobs      Jobs
+	state     State
+	inv       Inventory
+	playbooks *playbooks.Set
+	dialer    Dialer
+	store     evidence.Store
+	alerts    AlertHints
+	params    map[string]map[string]string
+	version   string
+	log       *slog.Logger
+	now       func() time.Time
+}
+
+// New returns a Runner over opts.
+func New(opts Options) (*Runner, error) {
+	cfg := opts.Config.WithDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if opts.Inventory == nil || opts.Playbooks == nil {
+		return nil, errors.New("runner: an inventory and playbooks are required")
+	}
+	log := opts.Log
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Runner{
+		cfg: cfg, jobs: opts.Jobs, state: opts.State, inv: opts.Inventory,
+		playbooks: opts.Playbooks, dialer: opts.Dialer, store: opts.Store,
+		alerts: opts.Alerts, params: opts.Params, version: opts.Version,
+		log: log, now: time.Now,
+	}, nil
+}
+
+// Run works jobs until ctx ends. Then it leases nothing more, gives
+// running jobs Config.Grace to finish and returns; jobs cut short are
+// handed back to the queue for another worker or the next start.
+func (r *Runner) Run(ctx context.Context) error {
+	if r.jobs == nil || r.state == nil || r.dialer == nil || r.store == nil {
+		return errors.New("runner: jobs, state, dialer and store are required to run jobs")
+	}
+	jobCtx, stopJobs := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopJobs()
+	var wg sync.WaitGroup
+	for range r.cfg.Workers {
+		wg.Go(func() { r.work(ctx, jobCtx) })
+	}
+	<-ctx.Done()
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	grace := time.NewTimer(r.cfg.Grace)
+	defer grace.Stop()
+	select {
+	case <-done:
+	case <-grace.C:
+		r.log.Warn("shutdown grace period over; handing unfinished jobs back to the queue", "grace", r.cfg.Grace)
+		stopJobs()
+		<-done
+	}
+	return nil
+}
+
+func (r *Runner) work(leaseCtx, jobCtx context.Context) {
+	backoff := 100 * time.Millisecond
+	for {
+		job, err := r.jobs.Next(leaseCtx)
+		if leaseCtx.Err() != nil {
+			if job != nil {
+				r.nak(job, 0)
+			}
+			return
+		}
+		if err != nil {
+			r.log.Error("lease job", "err", err)
+			select {
+			case <-leaseCtx.Done():
+				return
+			case <-time.After(backoff):
+			}
+			backoff = min(2*backoff, 10*time.Second)
+			continue
+		}
+		backoff = 100 * time.Millisecond
+		r.handle(jobCtx, job)
+	}
+}
+
+// errShutdown marks work cut short by the end of the grace period.
+var errShutdown = errors.New("shutting down")
+
+// handle runs every planned run of one job, then acks it, or naks it so
+// that what did not finish is tried again.
+func (r *Runner) handle(ctx context.Context, job Job) {
+	t := job.Trigger()
+	log := r.log.With("job", t.JobID(), "incident", t.Incident.ID)
+	hbCtx, stopHB := context.WithCancel(ctx)
+	var hb sync.WaitGroup
+	hb.Go(func() { r.heartbeat(hbCtx, job) })
+	defer func() { stopHB(); hb.Wait() }()
+
+	plan := r.Plan(ctx, t)
+	if plan.HintErr != nil {
+		log.Warn("hint lookup failed; using the hints found elsewhere", "err", plan.HintErr)
+	}
+	var g errgroup.Group
+	g.SetLimit(r.cfg.RunsPerJob)
+	var mu sync.Mutex
+	var failed []error
+	for _, run := range plan.Runs {
+		g.Go(func() error {
+			if err := r.runOnce(ctx, t, run); err != nil {
+				mu.Lock()
+				failed = append(failed, err)
+				mu.Unlock()
+			}
+			return nil
+		})
+	}
+	_ = g.Wait()
+	stopHB()
+	hb.Wait()
+
+	switch err := errors.Join(failed...); {
+	case err == nil:
+		if len(plan.Runs) == 0 {
+			log.Info("no playbook matches", "event", t.Event, "service", t.Incident.Service.Name)
+		}
+		r.ack(job, log)
+	case errors.Is(err, errShutdown) || ctx.Err() != nil:
+		log.Info("job cut short by shutdown; it stays queued")
+		r.nak(job, 0)
+	case job.Last():
+		log.Error("job failed on its last delivery; giving up", "err", err)
+		r.ack(job, log)
+	default:
+		log.Warn("job failed; it will be delivered again", "err", err)
+		r.nak(job, 5*time.Second)
+	}
+}
+
+func (r *Runner) heartbeat(ctx context.Context, job Job) {
+	tick := time.NewTicker(r.cfg.Heartbeat)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			if err := job.InProgress(ctx); err != nil && ctx.Err() == nil {
+				r.log.Warn("job heartbeat", "job", job.Trigger().JobID(), "err", err)
+			}
+		}
+	}
+}
+
+// ack and nak use their own short deadline: they must reach the queue
+// even when the job's context has ended.
+func (r *Runner) ack(job Job, log *slog.Logger) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := job.Ack(ctx); err != nil {
+		log.Error("ack job; it may be delivered again, its finished runs will be skipped", "err", err)
+	}
+}
+
+func (r *Runner) nak(job Job, delay time.Duration) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := job.Nak(ctx, delay); err != nil {
+		r.log.Warn("nak job; it will be redelivered after the ack wait", "job", job.Trigger().JobID(), "err", err)
+	}
+}
+
+// runOnce executes one planned run unless it already finished, stores its
+// bundle and marks it done.
+func (r *Runner) runOnce(ctx context.Context, t hooks.Trigger, run Run) error {
+	key := queue.Key("run", t.Source, t.Incident.ID, run.Target, run.Playbook.Name)
+	log := r.log.With("incident", t.Incident.ID, "host", run.Target, "playbook", run.Playbook.Name)
+	// A claim older than the playbook's whole timeout plus slack belongs
+	// to a worker that is gone.
+	stale := run.Playbook.Timeout + 2*time.Minute
+	c, prev, err := r.claimRun(ctx, key, t.JobID(), stale)
+	switch {
+	case errors.Is(err, errDone):
+		log.Info("run already done; not running it again", "bundle", prev.Bundle)
+		return nil
+	case errors.Is(err, errBusy):
+		log.Info("run held by another job", "job", prev.Job, "since", prev.Since)
+		return nil
+	case err != nil:
+		return err
+	}
+	b := r.Execute(ctx, t, run)
+	if ctx.Err() != nil {
+		// Cut by the end of the grace period, not by a playbook
+		// timeout: leave the run to the next delivery rather than
+		// storing half of it.
+		return errShutdown
+	}
+	prefix, err := evidence.Write(ctx, r.store, b)
+	if err != nil {
+		return fmt.Errorf("store bundle: %w", err)
+	}
+	log.Info("run finished", "status", b.Manifest.Status, "bundle", prefix)
+	return r.finishRun(ctx, c, t.JobID(), prefix, string(b.Manifest.Status))
+}
+
+// QueueJobs adapts runner/queue to the runner's Jobs.
+func QueueJobs(q *queue.Queue) Jobs { return queueJobs{q} }
+
+type queueJobs struct{ q *queue.Queue }
+
+func (j queueJobs) Next(ctx context.Context) (Job, error) {
+	job, err := j.q.Next(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return queueJob{job}, nil
+}
+
+type queueJob struct{ *queue.Job }
+
+func (j queueJob) Trigger() hooks.Trigger { return j.Job.Trigger }

@@ -1,0 +1,158 @@
+package sshtest_test
+
+import (
+	"context"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/firstlook/firstlook/runner/ssh/sshtest"
+	xssh "golang.org/x/crypto/ssh"
+	"golang.org/x/crypto/ssh/knownhosts"
+)
+
+func clientConfig(t *testing.T, n *sshtest.Net) *xssh.ClientConfig {
+	t.Helper()
+	b, err := os.ReadFile(n.IdentityFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, err := xssh.ParsePrivateKey(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	check, err := knownhosts.New(n.KnownHostsFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &xssh.ClientConfig{User: sshtest.User, Auth: []xssh.AuthMethod{xssh.PublicKeys(signer)}, HostKeyCallback: check, Timeout: 5 * time.Second}
+}
+
+// hostname runs `hostname` on addr through the bastion client.
+func hostname(t *testing.T, bastion *xssh.Client, addr string, cfg *xssh.ClientConfig) string {
+	t.Helper()
+	conn, err := bastion.Dial("tcp", addr)
+	if err != nil {
+		t.Fatalf("dial %s through the bastion: %v", addr, err)
+	}
+	c, chans, reqs, err := xssh.NewClientConn(conn, addr, cfg)
+	if err != nil {
+		t.Fatalf("handshake with %s: %v", addr, err)
+	}
+	client := xssh.NewClient(c, chans, reqs)
+	defer client.Close()
+	sess, err := client.NewSession()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := sess.Output("hostname")
+	if err != nil {
+		t.Fatalf("hostname on %s: %v", addr, err)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+func directHandshake(addr string, cfg *xssh.ClientConfig) error {
+	conn, err := net.DialTimeout("tcp", addr, time.Second)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(time.Second))
+	c, _, _, err := xssh.NewClientConn(conn, addr, cfg)
+	if err == nil {
+		c.Close()
+	}
+	return err
+}
+
+func TestNet(t *testing.T) {
+	var namespaces []string
+	t.Run("topology", func(t *testing.T) {
+		n := sshtest.New(t, sshtest.Options{Hosts: []string{"web-1", "db-1", "cache-1"}})
+		cfg := clientConfig(t, n)
+		bastion, err := xssh.Dial("tcp", n.Bastion().Addr, cfg)
+		if err != nil {
+			t.Fatalf("dial bastion: %v", err)
+		}
+		defer bastion.Close()
+		for _, h := range n.Hosts() {
+			if got := hostname(t, bastion, h.Addr, cfg); got != h.Name {
+				t.Errorf("hostname via %s: got %q, want %q", h.Addr, got, h.Name)
+			}
+			// No SSH to a host from the test's namespace. (The TCP
+			// connect itself may succeed: packets without a route of
+			// ours go out of the default route, where a proxy may
+			// answer.)
+			if h.Name == "web-1" { // each attempt may take its 1s timeout
+				if err := directHandshake(h.Addr, cfg); err == nil {
+					t.Errorf("direct SSH to %s: got a connection, want none (hosts are behind the bastion)", h.Addr)
+				}
+			}
+			out, err := n.Exec(context.Background(), h.Name, "ip", "-4", "route")
+			if err != nil || strings.Contains(string(out), "default") || strings.Count(strings.TrimSpace(string(out)), "\n") != 0 {
+				t.Errorf("routes on %s: got %q, %v, want only its link to the bastion", h.Name, out, err)
+			}
+		}
+		ctx := context.Background()
+		out, err := n.Exec(ctx, sshtest.BastionName, "cat", "/proc/sys/net/ipv4/ip_forward")
+		if err != nil || strings.TrimSpace(string(out)) != "0" {
+			t.Errorf("bastion ip_forward: got %q, %v, want 0", out, err)
+		}
+		// Hosts do not forward for clients.
+		hc, err := bastion.Dial("tcp", n.Host("web-1").Addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, chans, reqs, err := xssh.NewClientConn(hc, n.Host("web-1").Addr, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		web := xssh.NewClient(c, chans, reqs)
+		defer web.Close()
+		if _, err := web.Dial("tcp", n.Host("db-1").Addr); err == nil {
+			t.Errorf("forwarding through a host: got a connection, want a refusal")
+		}
+		entries, _ := os.ReadDir("/run/netns")
+		for _, e := range entries {
+			if strings.HasPrefix(e.Name(), "flst-") && strings.Contains(e.Name(), "-"+strconv.Itoa(os.Getpid())+"-") {
+				namespaces = append(namespaces, e.Name())
+			}
+		}
+		if len(namespaces) != 4 {
+			t.Errorf("namespaces: got %q, want 4", namespaces)
+		}
+	})
+	// After the subtest's cleanup nothing may be left.
+	for _, ns := range namespaces {
+		if _, err := os.Stat("/run/netns/" + ns); err == nil {
+			t.Errorf("namespace %s: still there after cleanup", ns)
+		}
+	}
+}
+
+func TestStopStartReplace(t *testing.T) {
+	n := sshtest.New(t, sshtest.Options{Hosts: []string{"h"}})
+	cfg := clientConfig(t, n)
+	n.Stop(sshtest.BastionName)
+	if c, err := xssh.Dial("tcp", n.Bastion().Addr, cfg); err == nil {
+		c.Close()
+		t.Fatalf("dial a stopped bastion: got a connection, want an error")
+	}
+	n.Start(sshtest.BastionName)
+	c, err := xssh.Dial("tcp", n.Bastion().Addr, cfg)
+	if err != nil {
+		t.Fatalf("dial a restarted bastion: %v", err)
+	}
+	c.Close()
+	n.ReplaceHostKey(sshtest.BastionName)
+	if c, err := xssh.Dial("tcp", n.Bastion().Addr, cfg); err == nil {
+		c.Close()
+		t.Fatalf("dial a bastion with a new host key: got a connection, want a key mismatch")
+	} else if !strings.Contains(err.Error(), "knownhosts: key mismatch") {
+		t.Fatalf("dial a bastion with a new host key: got %v, want a key mismatch", err)
+	}
+}

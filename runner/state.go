@@ -1,0 +1,110 @@
+package runner
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/firstlook/firstlook/runner/queue"
+)
+
+// State is the per-incident key-value state with compare-and-set, kept by
+// runner/queue in a JetStream key-value bucket; its errors are queue's
+// sentinels.
+type State interface {
+	// Get returns the value and its revision, or queue.ErrNotFound.
+	Get(ctx context.Context, key string) ([]byte, uint64, error)
+	// Create stores value under a new key, or fails with queue.ErrExists.
+	Create(ctx context.Context, key string, value []byte) (uint64, error)
+	// Update replaces the value if the key is still at revision, or fails
+	// with queue.ErrConflict.
+	Update(ctx context.Context, key string, value []byte, revision uint64) (uint64, error)
+}
+
+// runState is what the runner records per incident × host × playbook.
+type runState struct {
+	// Status is "running" while a worker has the run, "done" once its
+	// bundle is stored.
+	Status string `json:"status"`
+	// Job is the queue job (JobID) that owns or finished the run.
+	Job string `json:"job"`
+	// Since is when the status was set.
+	Since time.Time `json:"since"`
+	// Bundle is where the evidence is, once done.
+	Bundle string `json:"bundle,omitempty"`
+	// Outcome is the bundle's status, once done.
+	Outcome string `json:"outcome,omitempty"`
+}
+
+// claim is a worker's hold on one run.
+type claim struct {
+	key string
+	rev uint64
+}
+
+// errDone means the run already finished: it is not run again.
+var errDone = errors.New("run already done")
+
+// errBusy means another job holds a live claim on the run.
+var errBusy = errors.New("run claimed by another job")
+
+// claimRun takes the run for job, unless it is done or another job holds
+// a claim younger than stale. A redelivery of the same job takes its own
+// claim back: the worker that held it died or gave up.
+func (r *Runner) claimRun(ctx context.Context, key, job string, stale time.Duration) (claim, runState, error) {
+	mine := runState{Status: "running", Job: job, Since: r.now().UTC()}
+	val, _ := json.Marshal(mine)
+	for range 5 {
+		raw, rev, err := r.state.Get(ctx, key)
+		switch {
+		case errors.Is(err, queue.ErrNotFound):
+			rev, err := r.state.Create(ctx, key, val)
+			if errors.Is(err, queue.ErrExists) {
+				continue // lost a race; look again
+			}
+			if err != nil {
+				return claim{}, runState{}, fmt.Errorf("claim run %s: %w", key, err)
+			}
+			return claim{key: key, rev: rev}, runState{}, nil
+		case err != nil:
+			return claim{}, runState{}, fmt.Errorf("read run %s: %w", key, err)
+		}
+		var cur runState
+		if err := json.Unmarshal(raw, &cur); err != nil {
+			return claim{}, runState{}, fmt.Errorf("decode run %s: %w", key, err)
+		}
+		if cur.Status == "done" {
+			return claim{}, cur, errDone
+		}
+		if cur.Job != job && r.now().Sub(cur.Since) < stale {
+			return claim{}, cur, errBusy
+		}
+		rev, err = r.state.Update(ctx, key, val, rev)
+		if errors.Is(err, queue.ErrConflict) {
+			continue
+		}
+		if err != nil {
+			return claim{}, runState{}, fmt.Errorf("claim run %s: %w", key, err)
+		}
+		return claim{key: key, rev: rev}, cur, nil
+	}
+	return claim{}, runState{}, fmt.Errorf("claim run %s: too much contention", key)
+}
+
+// finishRun marks a claimed run done. A conflict means someone took the
+// claim over (we were presumed dead); the bundle is stored either way, so
+// the run counts as done for this job.
+func (r *Runner) finishRun(ctx context.Context, c claim, job, bundle, outcome string) error {
+	val, _ := json.Marshal(runState{Status: "done", Job: job, Since: r.now().UTC(), Bundle: bundle, Outcome: outcome})
+	_, err := r.state.Update(ctx, c.key, val, c.rev)
+	if errors.Is(err, queue.ErrConflict) {
+		r.log.Warn("run was taken over while it ran; its bundle is stored", "key", c.key, "bundle", bundle)
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("mark run %s done: %w", c.key, err)
+	}
+	return nil
+}
