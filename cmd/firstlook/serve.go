@@ -38,6 +38,9 @@ type ServeOptions struct {
 	// Ready, when set, is called with the intake's address once it
 	// accepts requests.
 	Ready func(addr string)
+	// NoWorkers runs the intake alone: jobs are stored and stay queued.
+	// The benchmark uses it to measure the intake by itself.
+	NoWorkers bool
 }
 
 // Serve runs the intake and the workers until ctx ends, then shuts down in
@@ -100,7 +103,9 @@ func Serve(ctx context.Context, opts ServeOptions) error {
 	defer stopRunner()
 	var wg sync.WaitGroup
 	var runErr, srvErr error
-	wg.Go(func() { runErr = r.Run(runCtx) })
+	if !opts.NoWorkers {
+		wg.Go(func() { runErr = r.Run(runCtx) })
+	}
 	srvDone := make(chan struct{})
 	go func() {
 		defer close(srvDone)

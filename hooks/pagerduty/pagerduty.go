@@ -186,10 +186,14 @@ var ErrPing = errors.New("pagey.ping")
 // event is the part of a v3 webhook that firstlook reads. Unknown fields
 // are ignored: PagerDuty adds fields over time.
 type event struct {
-	ID           string          `json:"id"`
-	EventType    string          `json:"event_type"`
-	ResourceType string          `json:"resource_type"`
-	Data         json.RawMessage `json:"data"`
+	ID           string        `json:"id"`
+	EventType    string        `json:"event_type"`
+	ResourceType string        `json:"resource_type"`
+	Data         *incidentData `json:"data"`
+
+	// dataErr is set when data is not shaped like an incident or a note
+	// (another resource's event); the envelope is still good.
+	dataErr error
 }
 
 type reference struct {
@@ -232,12 +236,29 @@ func Parse(body []byte, delivery string) (hooks.Trigger, error) {
 // incident or an incident note.
 var ErrNotIncident = errors.New("not an incident event")
 
+// decode reads the envelope and, in the same pass, the incident: this is
+// the webhook's hot path. Only when data is not shaped like an incident is
+// the envelope read again on its own, so that an event type firstlook does
+// not handle is still answered as ignored rather than refused.
 func decode(body []byte) (*event, error) {
 	var env struct {
 		Event *event `json:"event"`
 	}
 	if err := json.Unmarshal(body, &env); err != nil {
-		return nil, fmt.Errorf("body is not JSON: %v", err)
+		var loose struct {
+			Event *struct {
+				ID        string          `json:"id"`
+				EventType string          `json:"event_type"`
+				Data      json.RawMessage `json:"data"`
+			} `json:"event"`
+		}
+		if lerr := json.Unmarshal(body, &loose); lerr != nil {
+			return nil, fmt.Errorf("body is not JSON: %v", lerr)
+		}
+		env.Event = nil
+		if loose.Event != nil {
+			env.Event = &event{ID: loose.Event.ID, EventType: loose.Event.EventType, dataErr: err}
+		}
 	}
 	if env.Event == nil || env.Event.EventType == "" {
 		return nil, errors.New("not a PagerDuty v3 webhook: no event.event_type (v2 webhooks are not supported; create a v3 webhook subscription)")
@@ -253,13 +274,13 @@ func (ev *event) trigger(delivery string) (hooks.Trigger, error) {
 		return hooks.Trigger{}, errors.New("no X-Webhook-Id header and no event.id: cannot tell retries apart")
 	}
 	t := hooks.Trigger{Source: Source, DeliveryID: delivery, Event: ev.EventType}
-	if len(ev.Data) == 0 || bytes.Equal(ev.Data, []byte("null")) {
+	if ev.dataErr != nil {
+		return hooks.Trigger{}, fmt.Errorf("event %s: data is not an incident (%v): %w", ev.EventType, ev.dataErr, ErrNotIncident)
+	}
+	if ev.Data == nil {
 		return hooks.Trigger{}, fmt.Errorf("event %s has no data", ev.EventType)
 	}
-	var d incidentData
-	if err := json.Unmarshal(ev.Data, &d); err != nil {
-		return hooks.Trigger{}, fmt.Errorf("event.data of %s: %v", ev.EventType, err)
-	}
+	d := ev.Data
 	// Dispatch on data.type, not resource_type: incident.annotated has
 	// resource_type "incident" but its data is the note.
 	switch d.Type {

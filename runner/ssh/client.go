@@ -113,9 +113,11 @@ type RunOptions struct {
 type Result struct {
 	// Command is the exact string sent to the server: the command given to
 	// Run behind a one-line preamble (see Run).
-	Command  string
-	ExitCode int    // -1 if the server reported none (killed by a signal, timed out)
-	Signal   string // the signal that ended the command, e.g. "KILL", if reported
+	Command string
+	// ExitCode is the command's exit status, or -1 when it did not exit by
+	// itself: killed by a signal, or stopped because ctx ended.
+	ExitCode int
+	Signal   string // the signal the host reported, e.g. "TERM", if any
 
 	Stdout, Stderr                   []byte // the first MaxOutput bytes of each
 	StdoutBytes, StderrBytes         int64  // the total bytes each produced
@@ -184,9 +186,9 @@ func (c *Client) Run(ctx context.Context, cmd string, opts RunOptions) (Result, 
 	if cmd == "" {
 		return res, fmt.Errorf("run on %s: empty command", c.hop.name)
 	}
-	max := opts.MaxOutput
-	if max <= 0 {
-		max = c.d.cfg.MaxOutput
+	limit := opts.MaxOutput
+	if limit <= 0 {
+		limit = c.d.cfg.MaxOutput
 	}
 	notStarted := func(err error) (Result, error) {
 		res.TimedOut = errors.Is(ctx.Err(), context.DeadlineExceeded)
@@ -216,7 +218,7 @@ func (c *Client) Run(ctx context.Context, cmd string, opts RunOptions) (Result, 
 		}
 		return res, fmt.Errorf("run on %s: open session: %w", c.hop.name, err)
 	}
-	stdout, stderr := &capture{max: max}, &capture{max: max}
+	stdout, stderr := &capture{max: limit}, &capture{max: limit}
 	pids := newPIDFilter(stderr)
 	sess.Stdout, sess.Stderr, sess.Stdin = stdout, pids, opts.Stdin
 
@@ -261,6 +263,7 @@ func (c *Client) Run(ctx context.Context, cmd string, opts RunOptions) (Result, 
 			res.ExitCode, res.Signal = -1, exit.Signal()
 		}
 	case errors.Is(waitErr, ErrNotStopped):
+		res.ExitCode = -1
 		return res, fmt.Errorf("run on %s: %w after %s; it may still be running on the host", c.hop.name, ErrNotStopped, ctx.Err())
 	case errors.As(waitErr, &missing) && stopped:
 		// We closed the session; no status is expected.
@@ -269,8 +272,13 @@ func (c *Client) Run(ctx context.Context, cmd string, opts RunOptions) (Result, 
 	default:
 		return res, fmt.Errorf("run on %s: %w", c.hop.name, waitErr)
 	}
-	if stopped && !res.TimedOut {
-		return res, fmt.Errorf("run on %s: %w", c.hop.name, ctx.Err())
+	if stopped {
+		// We ended it: whatever status the host saw is ours, not the
+		// command's (Signal keeps what the host reported).
+		res.ExitCode = -1
+		if !res.TimedOut {
+			return res, fmt.Errorf("run on %s: %w", c.hop.name, ctx.Err())
+		}
 	}
 	return res, nil
 }

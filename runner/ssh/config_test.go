@@ -4,6 +4,7 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/pem"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -147,5 +148,37 @@ func TestNewErrors(t *testing.T) {
 				t.Errorf("New: got %q, which shows the passphrase", err)
 			}
 		})
+	}
+}
+
+func TestDialRejects(t *testing.T) {
+	kh := filepath.Join(t.TempDir(), "known_hosts")
+	if err := os.WriteFile(kh, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	d, err := ssh.New(ssh.Config{KnownHosts: []string{kh}, IdentityFiles: []string{writeKey(t, "")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name    string
+		target  ssh.Target
+		wantErr string
+	}{
+		{"no address", ssh.Target{Name: "web-1", User: "root"}, "host web-1: empty address"},
+		{"no user", ssh.Target{Name: "web-1", Addr: "10.0.0.1"}, "host web-1: empty user"},
+		{"no bastion user", ssh.Target{Name: "web-1", Addr: "10.0.0.1", User: "root", Bastion: &ssh.Hop{Name: "b", Addr: "10.0.0.2"}}, "bastion b: empty user"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := d.Dial(t.Context(), tt.target)
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Errorf("Dial: got %v, want an error containing %q", err, tt.wantErr)
+			}
+		})
+	}
+	d.Close()
+	if _, err := d.Dial(t.Context(), ssh.Target{Addr: "10.0.0.1", User: "root"}); !errors.Is(err, ssh.ErrClosed) {
+		t.Errorf("Dial after Close: got %v, want ErrClosed", err)
 	}
 }

@@ -131,6 +131,12 @@ func (d *Dialer) Dial(ctx context.Context, t Target) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("dial: %w", err)
 	}
+	d.mu.Lock()
+	closed := d.closed
+	d.mu.Unlock()
+	if closed {
+		return nil, ErrClosed
+	}
 	if bh == nil {
 		conn, _, err := d.dialHost(ctx, hh, nil, nil)
 		if err != nil {

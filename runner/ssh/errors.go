@@ -125,7 +125,7 @@ type HostKeyError struct {
 	Kind      HostKeyKind
 	KeyType   string   // type of the presented key, e.g. "ssh-ed25519"
 	Presented string   // SHA256 fingerprint of the presented key
-	Known     []string // matching known_hosts entries, "file:line type SHA256:…"
+	Known     []string // the known_hosts entries for the hop, "type SHA256:… (file:line)"
 	// KnownAt lists the file:line of the entries in Known.
 	KnownAt []string
 	Err     error // the knownhosts or certificate error

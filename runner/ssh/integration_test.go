@@ -423,8 +423,8 @@ func TestIntegrationTimeout(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Run: %v", err)
 			}
-			if !res.TimedOut || res.ExitCode == 0 {
-				t.Errorf("Result: got TimedOut %v, ExitCode %d, want true and not 0", res.TimedOut, res.ExitCode)
+			if !res.TimedOut || res.ExitCode != -1 {
+				t.Errorf("Result: got TimedOut %v, ExitCode %d, want true and -1", res.TimedOut, res.ExitCode)
 			}
 			if tt.name == "stdin script" && string(res.Stdout) != "started\n" {
 				t.Errorf("stdout: got %q, want %q", res.Stdout, "started\n")

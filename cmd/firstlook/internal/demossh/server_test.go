@@ -158,6 +158,19 @@ func TestRunThroughBastion(t *testing.T) {
 	}
 }
 
+func TestDirect(t *testing.T) {
+	d := startDemo(t)
+	dialer := newDialer(t, d.config())
+	c := dial(t, dialer, firstssh.Target{Name: "demo-host", Addr: d.host.Addr(), User: "demo"})
+	res, err := c.Run(context.Background(), "echo direct", firstssh.RunOptions{})
+	if err != nil || string(res.Stdout) != "direct\n" {
+		t.Fatalf("Run: got %q, %v, want %q", res.Stdout, err, "direct\n")
+	}
+	if st := dialer.Stats(); st.BastionDials != 0 || st.HostDials != 1 {
+		t.Errorf("Stats: got %+v, want no bastion dial and 1 host dial", st)
+	}
+}
+
 func TestOutputCap(t *testing.T) {
 	d := startDemo(t)
 	c := dial(t, newDialer(t, d.config()), d.target())
@@ -246,8 +259,8 @@ func TestTimeoutStopsCommand(t *testing.T) {
 			if !res.TimedOut {
 				t.Errorf("TimedOut: got false, want true")
 			}
-			if res.ExitCode == 0 {
-				t.Errorf("ExitCode: got 0, want non-zero or -1")
+			if res.ExitCode != -1 {
+				t.Errorf("ExitCode: got %d, want -1", res.ExitCode)
 			}
 			waitGone(t, "sleep "+marker)
 		})
