@@ -187,6 +187,8 @@ func skipWrapper(spec cmdSpec, args []word, cmd int) (next, code int, stop bool)
 		s, ok := args[i].lit, args[i].static
 		if ok && s == "--" {
 			i++
+			// Only operands and then the command follow.
+			i += min(operands, len(args)-i)
 			break
 		}
 		if ok && len(s) > 1 && s[0] == '-' {
@@ -207,11 +209,14 @@ func skipWrapper(spec cmdSpec, args []word, cmd int) (next, code int, stop bool)
 			i++
 			continue
 		}
+		// Options may follow operands (flock FILE -c CMD), as GNU getopt
+		// allows, until the command starts.
+		if operands > 0 {
+			operands--
+			i++
+			continue
+		}
 		break
-	}
-	for operands > 0 && i < len(args) {
-		operands--
-		i++
 	}
 	return i, -1, false
 }

@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -416,28 +417,70 @@ func (d *decoder) offsetPos(n *yaml.Node, off int) Pos {
 		return start
 	}
 	// Flow scalars: the value starts at the node's column (after the quote
-	// if quoted); continuation lines start at their first non-space.
+	// if quoted); continuation lines start at their first non-space, and
+	// each line break folds into one character.
 	line := n.Line - 1
-	byteCol := byteIndex(d.lines[line], n.Column-1)
-	if n.Style&(yaml.DoubleQuotedStyle|yaml.SingleQuotedStyle) != 0 {
-		byteCol++
+	j := byteIndex(d.lines[line], n.Column-1)
+	quoted := n.Style&(yaml.DoubleQuotedStyle|yaml.SingleQuotedStyle) != 0
+	if quoted {
+		j++
 	}
-	for line < len(d.lines) {
-		text := d.lines[line]
-		if byteCol > len(text) {
-			return start
+	for {
+		text := strings.TrimRight(d.lines[line], "\r")
+		for j < len(text) && off > 0 {
+			raw, val := scalarStep(text[j:], n.Style)
+			if val > off {
+				break
+			}
+			j += raw
+			off -= val
 		}
-		rest := strings.TrimRight(text[byteCol:], " \r")
-		if off <= len(rest) {
-			return Pos{line + 1, runeCol(text, byteCol+off)}
+		if off == 0 || j < len(text) || line+1 >= len(d.lines) {
+			if j > len(text) {
+				j = len(text)
+			}
+			return Pos{line + 1, runeCol(text, j)}
 		}
-		off -= len(rest) + 1
+		off-- // the line break
 		line++
-		if line < len(d.lines) {
-			byteCol = len(d.lines[line]) - len(strings.TrimLeft(d.lines[line], " \t"))
-		}
+		j = len(d.lines[line]) - len(strings.TrimLeft(d.lines[line], " \t"))
 	}
-	return start
+}
+
+// scalarStep reads one character of a flow scalar's source text: how many
+// bytes of source it takes and how many bytes of value it makes.
+func scalarStep(s string, style yaml.Style) (raw, val int) {
+	switch {
+	case style&yaml.DoubleQuotedStyle != 0 && s[0] == '\\' && len(s) > 1:
+		switch s[1] {
+		case 'x':
+			return min(4, len(s)), 1
+		case 'u':
+			return min(6, len(s)), utf8Len(s[2:min(6, len(s))])
+		case 'U':
+			return min(10, len(s)), utf8Len(s[2:min(10, len(s))])
+		case 'N', '_':
+			return 2, 2
+		case 'L', 'P':
+			return 2, 3
+		}
+		return 2, 1
+	case style&yaml.SingleQuotedStyle != 0 && strings.HasPrefix(s, "''"):
+		return 2, 1
+	}
+	return 1, 1
+}
+
+// utf8Len is the UTF-8 length of the code point written in hex.
+func utf8Len(hex string) int {
+	r, err := strconv.ParseUint(hex, 16, 32)
+	if err != nil {
+		return 1
+	}
+	if n := utf8.RuneLen(rune(r)); n > 0 {
+		return n
+	}
+	return 1
 }
 
 // runeCol is the 1-based column of byte offset off in s, counted in runes

@@ -427,19 +427,28 @@ func decodeWhen(d *decoder, where string, v *yaml.Node, t *stepDraft) {
 			cw = fmt.Sprintf("%s[%d]", where, i)
 		}
 		var cd conditionDraft
+		unknown := d.unknownKeys
 		entries := decodeMapping(d, cw, item, conditionKeys, &cd)
 		if entries == nil {
 			continue
 		}
+		misspelt := d.unknownKeys > unknown // its error says what was meant
 		stepEntry, hasStep := entries["step"]
-		if !hasStep {
-			d.fail(resolve(item), cw, "needs step: the name of an earlier step")
-			continue
-		}
 		_, hasCode := entries["exit_code"]
 		_, hasFailed := entries["failed"]
-		if hasCode == hasFailed {
-			d.fail(resolve(item), cw, "give exactly one of exit_code or failed")
+		switch {
+		case !hasStep:
+			if !misspelt {
+				d.fail(resolve(item), cw, "needs step: the name of an earlier step")
+			}
+			continue
+		case hasCode && hasFailed:
+			d.fail(resolve(item), cw, "give exactly one of exit_code or failed, not both")
+			continue
+		case !hasCode && !hasFailed:
+			if !misspelt {
+				d.fail(resolve(item), cw, "give one of exit_code or failed, e.g. {step: %s, exit_code: 0}", cd.cond.Step)
+			}
 			continue
 		}
 		w.Conditions = append(w.Conditions, cd.cond)

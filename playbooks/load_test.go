@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -49,7 +50,7 @@ func TestLoadValid(t *testing.T) {
 	for _, p := range set.All() {
 		names = append(names, p.Name)
 	}
-	want := []string{"disk-full", "linux-baseline", "minimal", "service.status_v2"}
+	want := []string{"disk-full", "linux-baseline", "linux-memory", "minimal", "service.status_v2"}
 	if !reflect.DeepEqual(names, want) {
 		t.Fatalf("All() names = %v, want %v (sorted by name, subdirectories included)", names, want)
 	}
@@ -313,5 +314,45 @@ func TestErrorFormat(t *testing.T) {
 	list := playbooks.ErrorList{&tests[0].err, &tests[1].err}
 	if got, want := list.Error(), "a.yaml:3:5: m\na.yaml:3: m"; got != want {
 		t.Errorf("ErrorList.Error() = %q, want %q", got, want)
+	}
+}
+
+func fstestFS(src string) fstest.MapFS {
+	return fstest.MapFS{"p.yaml": {Data: []byte(src)}}
+}
+
+// Errors inside a step's text point at the template, whatever the YAML
+// style of the string.
+func TestTemplateErrorPositions(t *testing.T) {
+	const bad = "{{ .Nope }}"
+	tests := []struct {
+		name, step string
+		want       string // line:column
+	}{
+		{"plain", "run: echo a " + bad, "4:17"},
+		{"single quoted", "run: 'echo ''a'' " + bad + "'", "4:22"},
+		{"double quoted with escapes", `run: "echo \"a\" \u00e9 \x41 ` + bad + `"`, "4:34"},
+		{"literal block", "script: |\n      uptime\n      echo " + bad, "6:12"},
+		{"literal block, more indented line", "script: |\n      if true; then\n        echo " + bad + "\n      fi", "6:14"},
+		{"folded block", "run: >\n      echo a\n      " + bad, "6:7"},
+		{"plain on two lines", "run: echo a\n      b " + bad, "5:9"},
+		{"flow mapping", `{run: "echo ` + bad + `"}`, "5:26"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			src := "name: x\nsteps:\n  - name: s\n    " + tc.step + "\n"
+			if strings.HasPrefix(tc.step, "{") {
+				src = "name: x\nsteps:\n  - name: s\n    run: uptime\n  - {name: t, " + strings.TrimPrefix(tc.step, "{") + "\n"
+			}
+			_, err := loadOne(t, src)
+			var list playbooks.ErrorList
+			if !errors.As(err, &list) || len(list) != 1 {
+				t.Fatalf("error = %v, want one", err)
+			}
+			got := list[0]
+			if pos := fmt.Sprintf("%d:%d", got.Line, got.Column); pos != tc.want || !strings.Contains(got.Msg, "unknown field .Nope") {
+				t.Errorf("got %s: %s\nwant %s: unknown field .Nope\n%s", pos, got.Msg, tc.want, src)
+			}
+		})
 	}
 }

@@ -198,8 +198,12 @@ func parseTemplate(src string, declared func(string) bool, params []string) (*te
 	var (
 		segs    []segment
 		actions []action
+		nodes   []parse.Node
 	)
-	for _, n := range t.Tree.Root.Nodes {
+	if t.Tree != nil && t.Tree.Root != nil {
+		nodes = t.Tree.Root.Nodes
+	}
+	for _, n := range nodes {
 		switch n := n.(type) {
 		case *parse.TextNode:
 			segs = append(segs, segment{text: string(n.Text), action: -1, srcOff: int(n.Pos)})
@@ -221,6 +225,15 @@ func parseTemplate(src string, declared func(string) bool, params []string) (*te
 			}
 		default:
 			errs = append(errs, templateError{actionStart(src, int(n.Position())), controlMsg(n)})
+		}
+	}
+	if len(errs) == 0 && len(actions) == 0 {
+		var text strings.Builder
+		for _, s := range segs {
+			text.WriteString(s.text)
+		}
+		if strings.TrimSpace(text.String()) == "" {
+			errs = append(errs, templateError{0, "nothing is left once the template comments are removed; write the command"})
 		}
 	}
 	return t, segs, actions, errs

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"sync"
 
 	"github.com/firstlook/firstlook/evidence"
 	"github.com/firstlook/firstlook/hooks"
@@ -56,31 +57,41 @@ func (r *Runner) Execute(ctx context.Context, t hooks.Trigger, run Run) *evidenc
 	}
 	defer conn.Close()
 
-	codes := map[string]int{}
-	stop := ""
-	for i, step := range p.Steps {
-		cmd := cmds[i]
-		st := evidence.Step{Name: step.Name, Command: cmd.Line, ExitCode: -1, StartedAt: r.now().UTC()}
-		switch {
-		case stop != "":
-			st.Skipped, st.Error = true, stop
-		case cmd.Err != nil:
-			st.Error = cmd.Err.Error()
-		case step.When != nil && !step.When.Eval(codes):
-			st.Skipped = true
-		default:
-			r.runStep(ctx, conn, i, step, cmd, b, &st)
+	m.Steps = make([]evidence.Step, len(p.Steps))
+	if p.Parallel {
+		// Concurrent sessions on the one connection; runner/ssh queues
+		// what exceeds the host's session limit.
+		var wg sync.WaitGroup
+		for i := range p.Steps {
+			m.Steps[i] = evidence.Step{Name: p.Steps[i].Name, Command: cmds[i].Line, ExitCode: -1, StartedAt: r.now().UTC()}
+			if cmds[i].Err != nil {
+				m.Steps[i].Error = cmds[i].Err.Error()
+				continue
+			}
+			wg.Go(func() { r.runStep(ctx, conn, i, p.Steps[i], cmds[i], b, &m.Steps[i]) })
 		}
-		m.Steps = append(m.Steps, st)
-		if !st.Skipped {
-			codes[step.Name] = st.ExitCode
-		}
-		switch {
-		case stop != "" || st.OK():
-		case ctx.Err() != nil:
-			stop = fmt.Sprintf("not run: the playbook's %s timeout was reached", p.Timeout)
-		case !step.ContinueOnError:
-			stop = fmt.Sprintf("not run: step %q failed", step.Name)
+		wg.Wait()
+	} else {
+		codes := map[string]int{}
+		for i, step := range p.Steps {
+			st := evidence.Step{Name: step.Name, Command: cmds[i].Line, ExitCode: -1, StartedAt: r.now().UTC()}
+			run, why := p.ShouldRun(i, codes)
+			switch {
+			case ctx.Err() != nil:
+				st.Skipped, st.Error = true, fmt.Sprintf("not run: the playbook's %s timeout was reached", p.Timeout)
+			case !run && step.When != nil:
+				// The condition did not hold: skipping is the plan.
+				st.Skipped = true
+			case !run:
+				st.Skipped, st.Error = true, "not run: "+why
+			case cmds[i].Err != nil:
+				st.Error = cmds[i].Err.Error()
+				codes[step.Name] = -1
+			default:
+				r.runStep(ctx, conn, i, step, cmds[i], b, &st)
+				codes[step.Name] = st.ExitCode
+			}
+			m.Steps[i] = st
 		}
 	}
 	m.Status = evidence.StatusOK
