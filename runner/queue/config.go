@@ -46,21 +46,25 @@ const (
 	// place), so the message is in the kernel's page cache and survives the
 	// process. The modes differ on a power loss or kernel crash:
 	//
-	//   - "always": every write is fsynced before the PubAck. Nothing
-	//     acknowledged is lost even on power loss, but writes are serialised
-	//     behind the disk's flush latency (see BenchmarkPut: on the
-	//     reference VM p99 rose from ~1 ms to several ms under 64 concurrent
-	//     publishers, and on disks without a write cache it is worse).
-	//   - an interval (default "1s"): the page cache is fsynced every
-	//     interval, so a power loss of a single node loses at most the
-	//     webhooks acknowledged in the last interval. With replicas 3 a
-	//     message is acknowledged only once a quorum has it, so losing one
-	//     node's power loses nothing; only a simultaneous power loss of a
-	//     quorum loses up to one interval.
+	//   - "always": every write is fsynced before the PubAck, so nothing
+	//     acknowledged is lost on a power loss either. Writes queue behind
+	//     the disk's flush: measured with BenchmarkPut (2-vCPU VM, ext4 on
+	//     virtio), one fsync per Put caps the queue near 1,300 Puts/s, and
+	//     64 concurrent publishers wait p50 48 ms, p99 110 ms, against
+	//     ~25,000 Puts/s and p50 2 ms, p99 15-20 ms with an interval. At a
+	//     steady 200 Puts/s both stay under 2 ms p99; an alert storm is
+	//     where "always" breaks the intake's 5 ms budget.
+	//   - an interval (the default, "1s"): the page cache is fsynced every
+	//     interval, so a power loss or kernel crash of a lone node loses
+	//     the webhooks acknowledged in at most the last interval. With
+	//     replicas 3 a message is acknowledged once a quorum holds it, so
+	//     one node's power loss loses nothing; only a simultaneous power
+	//     loss of a quorum loses up to one interval.
 	//
-	// One second bounds that window to what a person could re-send by hand
-	// while costing one background fsync a second; NATS's own default of
-	// two minutes is a needlessly wide window for a low-volume queue.
+	// One second keeps the intake fast under a storm and bounds the
+	// power-loss window to what a person could re-send by hand, for one
+	// background fsync a second (no measurable cost against "2m", NATS's
+	// own default, whose window is needlessly wide for a queue this small).
 	DefaultSync = "1s"
 	// SyncAlways is the Sync value that fsyncs every write.
 	SyncAlways = "always"

@@ -47,7 +47,8 @@ func (e *PoisonError) Unwrap() []error { return []error{ErrPoison, e.Err} }
 
 // Job is a leased trigger. The lease lasts AckWait; the worker extends it
 // with InProgress and ends it with exactly one of Ack, Nak or Term. A job
-// neither acked nor terminated is redelivered, up to MaxDeliver times.
+// neither acked nor terminated is redelivered, up to MaxDeliver times, and
+// then once more, Exhausted, to be reported.
 type Job struct {
 	// Trigger is the stored trigger.
 	Trigger hooks.Trigger
@@ -67,10 +68,18 @@ type Job struct {
 	done bool
 }
 
-// Last reports whether this is the job's last delivery: if the attempt
-// fails, the worker should report the failure as evidence and Ack or Term
-// the job, since JetStream will not deliver it again.
+// Last reports whether this is the job's last attempt (Delivery reached
+// MaxDeliver): if it fails, the worker should report the failure as
+// evidence and Ack or Term the job rather than Nak it.
 func (j *Job) Last() bool { return j.Delivery >= j.maxDeliver }
+
+// Exhausted reports a delivery past MaxDeliver: the last attempt ended
+// without an Ack or a Term, because its worker died or nak'ed it. The worker
+// must not run the job again; it should report that diagnostics could not
+// run, and Term it. The consumer allows this one extra delivery because
+// JetStream otherwise keeps such a job stored and never delivers it again,
+// and the incident would get silence.
+func (j *Job) Exhausted() bool { return j.Delivery > j.maxDeliver }
 
 // JetStream's acknowledgement protocol
 // (https://docs.nats.io/using-nats/developer/develop_jetstream/consumers#delivery-reliability).
@@ -227,7 +236,7 @@ func (q *Queue) job(ctx context.Context, msg jetstream.Msg) (*Job, error) {
 	j.Stored = md.Timestamp
 	perr := json.Unmarshal(msg.Data(), &j.Trigger)
 	if perr == nil {
-		perr = checkJobID(j.Trigger)
+		perr = checkJobID(j.Trigger, j.Trigger.JobID())
 	}
 	if perr == nil {
 		return j, nil

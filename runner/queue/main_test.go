@@ -71,7 +71,7 @@ func requireIntegration(t testing.TB, err error) {
 // quietLogger keeps the servers' expected warnings (a killed peer, say) out
 // of the test output; errors still show.
 func quietLogger() *slog.Logger {
-	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
 }
 
 // trigger returns a distinct, fully populated trigger.

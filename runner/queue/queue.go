@@ -213,7 +213,8 @@ func (q *Queue) ensure(ctx context.Context) error {
 				Description: "firstlook workers",
 				AckPolicy:   jetstream.AckExplicitPolicy,
 				AckWait:     c.AckWait,
-				MaxDeliver:  c.MaxDeliver,
+				// One more than the attempts: see Job.Exhausted.
+				MaxDeliver: c.MaxDeliver + 1,
 			})
 			return err
 		}},
@@ -340,14 +341,18 @@ func (q *Queue) shutdownServer() {
 // Put stores t as a job and returns once JetStream has acknowledged it:
 // written to the store's file (or to a quorum of the cluster). The job's
 // message id is t.JobID(), so a redelivered webhook within the duplicate
-// window is stored once: the second Put returns duplicate true.
+// window is stored once: the second Put returns duplicate true. The
+// server remembers the ids of finished (acked) jobs in memory only: after a
+// restart of the embedded server, or of a whole cluster, a redelivery of a
+// finished job makes a new job, so the runner must make effects idempotent
+// through State (as it must anyway for a person's re-sends).
 //
 // Put retries a stream without a leader (a cluster electing one) until ctx
 // ends; retries are safe because of the message id. Without a deadline on
 // ctx, Put gives up after 10 s.
 func (q *Queue) Put(ctx context.Context, t hooks.Trigger) (duplicate bool, err error) {
 	id := t.JobID()
-	if err := checkJobID(t); err != nil {
+	if err := checkJobID(t, id); err != nil {
 		return false, fmt.Errorf("queue: put: %w", err)
 	}
 	data, err := json.Marshal(t)
@@ -385,24 +390,30 @@ func (q *Queue) Put(ctx context.Context, t hooks.Trigger) (duplicate bool, err e
 	}
 }
 
+// errDuplicateInProcess is JetStream's JSStreamDuplicateMessageConflict: a
+// clustered stream refuses a message whose id another publish is still
+// replicating.
+const errDuplicateInProcess = 10158
+
 // retryablePublish reports whether a publish failed because the stream has
-// no leader right now, as during a cluster's election or a reconnect.
+// no leader right now (a cluster's election, a reconnect), or because the
+// same job id is being stored by a concurrent Put: once that settles, the
+// retry is stored or reported as a duplicate.
 func retryablePublish(err error) bool {
 	if errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, nats.ErrNoResponders) {
 		return true
 	}
 	var apiErr *jetstream.APIError
-	return errors.As(err, &apiErr) && apiErr.Code == 503
+	return errors.As(err, &apiErr) && (apiErr.Code == 503 || apiErr.ErrorCode == errDuplicateInProcess)
 }
 
 // checkJobID rejects triggers whose job id cannot identify them: an empty
 // source or delivery id would make every such webhook a duplicate of the
 // first, and control characters cannot travel in a NATS header.
-func checkJobID(t hooks.Trigger) error {
+func checkJobID(t hooks.Trigger, id string) error {
 	if t.Source == "" || t.DeliveryID == "" {
 		return errors.New("trigger without source or delivery id")
 	}
-	id := t.JobID()
 	if len(id) > maxJobIDLen {
 		return fmt.Errorf("job id longer than %d bytes", maxJobIDLen)
 	}
