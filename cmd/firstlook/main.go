@@ -6,6 +6,7 @@
 //	firstlook run      -config firstlook.yaml -host web-1 -playbook linux-baseline
 //	firstlook validate [-config firstlook.yaml] [PATH…]
 //	firstlook replay   -config firstlook.yaml payload.json
+//	firstlook schema
 //	firstlook demo
 //	firstlook version
 package main
@@ -19,6 +20,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/firstlook/firstlook/playbooks"
 )
 
 // version is set at build time: -ldflags "-X main.version=v1.2.3".
@@ -31,6 +34,7 @@ Usage:
   firstlook run      -config C -host H -playbook P   run one playbook on one host now
   firstlook validate [-config C] [PATH...]           check the config and playbooks
   firstlook replay   -config C FILE.json             show what a saved webhook would run
+  firstlook schema                                   print the playbook JSON Schema (for editors)
   firstlook demo                                     the whole path on this machine, no root
   firstlook version                                  print the version
 `
@@ -65,6 +69,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = validateCmd(rest, stdout, stderr)
 	case "replay":
 		err = replayCmd(ctx, rest, stdout, stderr)
+	case "schema":
+		_, err = stdout.Write(playbooks.JSONSchema())
 	case "demo":
 		err = demoCmd(ctx, rest, stdout, stderr)
 	case "version", "-version", "--version":

@@ -1,0 +1,166 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/firstlook/firstlook/hooks/hookstest"
+)
+
+// minimal is the smallest config that validates, given a directory with
+// known_hosts and playbooks/.
+const minimal = `
+pagerduty:
+  webhook_secrets: ["${FL_TEST_SECRET}"]
+  api_token: ${FL_TEST_TOKEN}
+inventory:
+  hosts: [{name: web-1, address: 10.0.0.1, user: u}]
+ssh:
+  known_hosts: [known_hosts]
+  agent: true
+playbooks:
+  paths: [playbooks]
+`
+
+func configDir(t *testing.T) string {
+	t.Helper()
+	d := t.TempDir()
+	writeFile(t, filepath.Join(d, "known_hosts"), "")
+	if err := os.MkdirAll(filepath.Join(d, "playbooks"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(d, "playbooks", "p.yaml"), "name: p\nmatch: {title: 'on (web-1)'}\nsteps:\n  - name: load\n    run: uptime\n")
+	return d
+}
+
+// TestSecretsNeverShown: printing the config, in any format, or an error
+// about it never shows a secret.
+func TestSecretsNeverShown(t *testing.T) {
+	const secret, token = "s3cr3t-webhook-value", "tok3n-api-value"
+	t.Setenv("FL_TEST_SECRET", secret)
+	t.Setenv("FL_TEST_TOKEN", token)
+	d := configDir(t)
+	cfg, err := ParseConfig([]byte(minimal), d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cfg.webhookSecrets(); len(got) != 1 || got[0] != secret || cfg.PagerDuty.APIToken.value() != token {
+		t.Fatalf("secrets not read: got %v", got)
+	}
+	y, _ := yaml.Marshal(cfg)
+	j, _ := json.Marshal(cfg)
+	for name, s := range map[string]string{
+		"%v": fmt.Sprintf("%v", cfg), "%+v": fmt.Sprintf("%+v", cfg), "%#v": fmt.Sprintf("%#v", cfg),
+		"%s": fmt.Sprintf("%s", cfg.PagerDuty.WebhookSecrets), "yaml": string(y), "json": string(j),
+	} {
+		if strings.Contains(s, secret) || strings.Contains(s, token) {
+			t.Errorf("%s shows a secret: %s", name, s)
+		}
+	}
+	// A config error next to a secret names the field, not the value.
+	bad := strings.Replace(minimal, "agent: true", "agent: true\n  connect_timeout: -1s", 1)
+	_, err = ParseConfig([]byte(bad), d)
+	if err == nil || strings.Contains(err.Error(), secret) || strings.Contains(err.Error(), token) {
+		t.Errorf("got error %v", err)
+	}
+}
+
+func TestParseConfig(t *testing.T) {
+	t.Setenv("FL_TEST_SECRET", "x")
+	t.Setenv("FL_TEST_TOKEN", "y")
+	d := configDir(t)
+	cfg, err := ParseConfig([]byte(minimal), d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Listen != "127.0.0.1:8080" || cfg.DataDir != filepath.Join(d, "firstlook-data") || cfg.Evidence.Dir.Path != filepath.Join(d, "firstlook-data", "evidence") {
+		t.Errorf("defaults: got listen %q data %q evidence %q", cfg.Listen, cfg.DataDir, cfg.Evidence.Dir.Path)
+	}
+	if cfg.SSH.KnownHosts[0] != filepath.Join(d, "known_hosts") || cfg.Playbooks.Paths[0] != filepath.Join(d, "playbooks") {
+		t.Errorf("relative paths: got %v %v", cfg.SSH.KnownHosts, cfg.Playbooks.Paths)
+	}
+	if cfg.Runner.Workers != 4 || cfg.HTTP.ReadHeaderTimeout == 0 {
+		t.Errorf("runner/http defaults: got %+v %+v", cfg.Runner, cfg.HTTP)
+	}
+
+	tests := []struct {
+		name, yaml, want string
+	}{
+		{"unknown top-level key", minimal + "listn: :80\n", `line 12: top level: unknown key "listn"; valid keys: data_dir, evidence, http,`},
+		{"unknown nested key", minimal + "runner:\n  hints:\n    titel: []\n", `line 14: runner.hints: unknown key "titel"; valid keys: title`},
+		{"unknown key in a list", strings.Replace(minimal, "user: u}", "usr: u}", 1), `inventory.hosts[0]: unknown key "usr"`},
+		{"unset variable", strings.Replace(minimal, "FL_TEST_TOKEN", "FL_TEST_UNSET_VAR", 1), "pagerduty.api_token: environment variable FL_TEST_UNSET_VAR is not set"},
+		{"bad title pattern", minimal + "runner:\n  hints:\n    title: [{pattern: 'web-\\d+'}]\n", "runner: hints.title[0].pattern"},
+		{"no playbooks", strings.Replace(minimal, "paths: [playbooks]", "paths: []", 1), "playbooks.paths: required"},
+		{"bad log level", minimal + "log_level: loud\n", `log_level: "loud"`},
+		{"wrong type", minimal + "runner: {workers: many}\n", "line 12"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := ParseConfig([]byte(tc.yaml), d)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("got %v, want an error containing %q", err, tc.want)
+			}
+		})
+	}
+}
+
+// TestEnvCannotInjectStructure: a variable's value is a value, even when
+// it looks like YAML.
+func TestEnvCannotInjectStructure(t *testing.T) {
+	t.Setenv("FL_TEST_SECRET", "x\"]\nlisten: 0.0.0.0:1\nfoo: [\"")
+	t.Setenv("FL_TEST_TOKEN", "{a: b}")
+	cfg, err := ParseConfig([]byte(minimal), configDir(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Listen != "127.0.0.1:8080" || !strings.Contains(cfg.webhookSecrets()[0], "listen: 0.0.0.0:1") || cfg.PagerDuty.APIToken.value() != "{a: b}" {
+		t.Fatalf("got listen %q, secret %q, token %q", cfg.Listen, cfg.webhookSecrets()[0], cfg.PagerDuty.APIToken.value())
+	}
+}
+
+func TestReplay(t *testing.T) {
+	t.Setenv("FL_TEST_SECRET", "x")
+	t.Setenv("FL_TEST_TOKEN", "y")
+	d := configDir(t)
+	cfgYAML := strings.Replace(minimal, "api_token: ${FL_TEST_TOKEN}", "", 1) + "runner:\n  hints:\n    title: [{pattern: 'on (?P<host>[a-z0-9-]+)'}]\n"
+	writeFile(t, filepath.Join(d, "firstlook.yaml"), cfgYAML)
+	var doc map[string]any
+	_ = json.Unmarshal(hookstest.Fixture(t, "pagerduty-v3", "incident.triggered.json"), &doc)
+	doc["event"].(map[string]any)["data"].(map[string]any)["title"] = "load on web-1; rm -rf / and on web-9"
+	body, _ := json.Marshal(doc)
+	writeFile(t, filepath.Join(d, "payload.json"), string(body))
+
+	var out, errOut bytes.Buffer
+	code := run(context.Background(), []string{"replay", "-config", filepath.Join(d, "firstlook.yaml"), filepath.Join(d, "payload.json")}, &out, &errOut)
+	if code != 0 {
+		t.Fatalf("exit %d: %s%s", code, out.String(), errOut.String())
+	}
+	for _, want := range []string{
+		"hints:    web-1, web-9",
+		"p on web-1 (u@10.0.0.1:22 directly):",
+		"1. load: uptime",
+		"p on web-9: would not start: host \"web-9\": not in the inventory",
+		"nothing was run",
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("replay output lacks %q:\n%s", want, out.String())
+		}
+	}
+
+	// Not a configured event type: nothing would run.
+	out.Reset()
+	writeFile(t, filepath.Join(d, "ack.json"), string(hookstest.Fixture(t, "pagerduty-v3", "incident.acknowledged.json")))
+	run(context.Background(), []string{"replay", "-config", filepath.Join(d, "firstlook.yaml"), filepath.Join(d, "ack.json")}, &out, &errOut)
+	if !strings.Contains(out.String(), "ignored:  event type incident.acknowledged") {
+		t.Errorf("got %s", out.String())
+	}
+}
