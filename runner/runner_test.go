@@ -278,7 +278,9 @@ func TestPlan(t *testing.T) {
 
 type alertsFunc func(context.Context, hooks.Trigger) (hooks.Hints, error)
 
-func (f alertsFunc) Hints(ctx context.Context, t hooks.Trigger) (hooks.Hints, error) { return f(ctx, t) }
+func (f alertsFunc) Hints(ctx context.Context, t hooks.Trigger) (hooks.Hints, error) {
+	return f(ctx, t)
+}
 
 func TestConfigValidate(t *testing.T) {
 	bad := []runner.Config{
