@@ -1,0 +1,69 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestDemo runs `firstlook demo` as make demo does: no root, no network
+// beyond loopback.
+func TestDemo(t *testing.T) {
+	var out bytes.Buffer
+	dir := t.TempDir()
+	if err := runDemo(context.Background(), dir, &out); err != nil {
+		t.Fatalf("demo: %v\n%s", err, out.String())
+	}
+	for _, want := range []string{
+		"202 Accepted",
+		"firstlook: first-look on demo-host: ok",
+		"firstlook was paged for High load on demo-host on demo-host",
+		"bundle:  " + dir,
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("demo output lacks %q:\n%s", want, out.String())
+		}
+	}
+	kh, _ := os.ReadFile(filepath.Join(dir, "known_hosts"))
+	if n := strings.Count(string(kh), "ssh-ed25519"); n != 2 {
+		t.Errorf("known_hosts has %d keys, want the bastion's and the host's", n)
+	}
+}
+
+// TestRunCommand: `firstlook run` on a real host behind the bastion prints
+// the evidence and exits by the run's outcome.
+func TestRunCommand(t *testing.T) {
+	e := newEnv(t, "host-1")
+	var out, errOut bytes.Buffer
+	code := run(context.Background(), []string{"run", "-config", e.cfgPath, "-host", "host-1", "-playbook", "whoami"}, &out, &errOut)
+	if code != 0 {
+		t.Fatalf("exit %d\n%s\n%s", code, out.String(), errOut.String())
+	}
+	for _, want := range []string{"firstlook: whoami on host-1: ok, 2/2 steps ok", "── hostname ── $ hostname\nhost-1\n", "evidence: file://"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, out.String())
+		}
+	}
+	if ms, _ := filepath.Glob(filepath.Join(e.evidence, "cli", "*", "*", "manifest.json")); len(ms) != 1 {
+		t.Errorf("got %d stored bundles, want 1", len(ms))
+	}
+
+	out.Reset()
+	code = run(context.Background(), []string{"run", "-config", e.cfgPath, "-host", "host-1", "-playbook", "slow", "-summary"}, &out, &errOut)
+	if code != 1 || !strings.Contains(out.String(), "[FAILED] sleep") || !strings.Contains(out.String(), "timed out") {
+		t.Errorf("failing run: exit %d\n%s", code, out.String())
+	}
+	out.Reset()
+	errOut.Reset()
+	code = run(context.Background(), []string{"run", "-config", e.cfgPath, "-host", "web-9", "-playbook", "whoami"}, &out, &errOut)
+	if code != 1 || !strings.Contains(errOut.String(), `host "web-9": not in the inventory`) {
+		t.Errorf("unknown host: exit %d, stderr %q", code, errOut.String())
+	}
+	code = run(context.Background(), []string{"run", "-config", e.cfgPath, "-host", "host-1"}, &out, &errOut)
+	if code != 2 {
+		t.Errorf("missing -playbook: got exit %d, want 2", code)
+	}
+}
