@@ -18,6 +18,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	gojson "github.com/goccy/go-json"
 	"io"
 	"log/slog"
 	"net/http"
@@ -236,6 +237,14 @@ func Parse(body []byte, delivery string) (hooks.Trigger, error) {
 // incident or an incident note.
 var ErrNotIncident = errors.New("not an incident event")
 
+// unmarshal decodes webhook bodies. The body has passed signature
+// verification before it gets here, and the intake's benchmark spends a
+// tenth of serve's time in encoding/json on it; goccy/go-json decodes the
+// same structs into the same values about three times faster (ratio to
+// the no-op baseline 0.49 -> 0.54 on two cores). FuzzParseAgrees checks
+// that both decoders give the same Trigger for any body.
+var unmarshal = gojson.Unmarshal
+
 // decode reads the envelope and, in the same pass, the incident: this is
 // the webhook's hot path. Only when data is not shaped like an incident is
 // the envelope read again on its own, so that an event type firstlook does
@@ -244,7 +253,7 @@ func decode(body []byte) (*event, error) {
 	var env struct {
 		Event *event `json:"event"`
 	}
-	if err := json.Unmarshal(body, &env); err != nil {
+	if err := unmarshal(body, &env); err != nil {
 		var loose struct {
 			Event *struct {
 				ID        string          `json:"id"`
@@ -252,7 +261,7 @@ func decode(body []byte) (*event, error) {
 				Data      json.RawMessage `json:"data"`
 			} `json:"event"`
 		}
-		if lerr := json.Unmarshal(body, &loose); lerr != nil {
+		if lerr := unmarshal(body, &loose); lerr != nil {
 			return nil, fmt.Errorf("body is not JSON: %v", lerr)
 		}
 		env.Event = nil

@@ -244,3 +244,27 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// FuzzParseAgrees: the fast decoder and encoding/json give the same
+// Trigger, or both refuse, for any body.
+func FuzzParseAgrees(f *testing.F) {
+	for _, name := range []string{"incident.triggered.json", "incident.annotated.json", "incident.priority_updated.go-pagerduty.json", "service.updated.devdocs.json", "pagey.ping.json"} {
+		f.Add(hookstest.Fixture(f, "pagerduty-v3", name))
+	}
+	f.Add([]byte(`{"event":{"event_type":"incident.triggered","ID":"x","data":{"TYPE":"incident","id":"A","number":1e2}}}`))
+	f.Add([]byte(`{"event":{"event_type":"incident.triggered","data":{"type":"incident","id":"A","title":"\ud800"}}}`))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		fast, ferr := pagerduty.Parse(body, "")
+		var std hooks.Trigger
+		var serr error
+		pagerduty.WithStdlibJSON(func() { std, serr = pagerduty.Parse(body, "") })
+		if (ferr == nil) != (serr == nil) {
+			t.Fatalf("decoders disagree on %q: fast %v, encoding/json %v", body, ferr, serr)
+		}
+		fj, _ := json.Marshal(fast)
+		sj, _ := json.Marshal(std)
+		if !bytes.Equal(fj, sj) {
+			t.Fatalf("decoders disagree on %q:\nfast %s\nstd  %s", body, fj, sj)
+		}
+	})
+}

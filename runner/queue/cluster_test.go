@@ -22,6 +22,7 @@ import (
 // JetStream, as an external cluster firstlook nodes would share.
 type natsCluster struct {
 	t     *testing.T
+	bin   string
 	nodes []*natsNode
 	urls  string // all client URLs, comma-separated
 }
@@ -36,14 +37,15 @@ type natsNode struct {
 // every node. Cleanup kills whatever still runs, by pid.
 func startCluster(t *testing.T) *natsCluster {
 	t.Helper()
-	requireIntegration(t, natsServerErr)
+	bin, err := natsServer()
+	requireIntegration(t, err)
 	dir := t.TempDir()
 	clients := []string{freeAddr(t), freeAddr(t), freeAddr(t)}
 	routes := make([]string, 3)
 	for i := range routes {
 		routes[i] = "nats-route://" + freeAddr(t)
 	}
-	c := &natsCluster{t: t}
+	c := &natsCluster{t: t, bin: bin}
 	var urls []string
 	for i := range 3 {
 		n := &natsNode{
@@ -96,7 +98,7 @@ func (c *natsCluster) start(i int) {
 		c.t.Fatal(err)
 	}
 	defer log.Close()
-	n.cmd = exec.Command(natsServerBin, "-c", n.conf)
+	n.cmd = exec.Command(c.bin, "-c", n.conf)
 	n.cmd.Stdout, n.cmd.Stderr = log, log
 	if err := n.cmd.Start(); err != nil {
 		c.t.Fatalf("start %s: %v", n.name, err)

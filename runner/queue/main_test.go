@@ -7,33 +7,38 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/firstlook/firstlook/hooks"
 )
 
-// natsServerBin is the nats-server binary built by TestMain from the module
-// in go.mod, for the tests that run a cluster of separate processes; empty
-// when the build failed (natsServerErr says why).
+// The nats-server binary for the tests that run a cluster of separate
+// processes, built from the module in go.mod on first use (fuzz workers and
+// the SIGKILL test's child never need it) into a directory TestMain removes.
 var (
-	natsServerBin string
-	natsServerErr error
+	natsServerOnce sync.Once
+	natsServerDir  string
+	natsServerBin  string
+	natsServerErr  error
 )
 
+func natsServer() (string, error) {
+	natsServerOnce.Do(func() {
+		natsServerDir, natsServerErr = os.MkdirTemp("", "firstlook-queue-test-")
+		if natsServerErr == nil {
+			natsServerBin, natsServerErr = buildNATSServer(natsServerDir)
+		}
+	})
+	return natsServerBin, natsServerErr
+}
+
 func TestMain(m *testing.M) {
-	// The SIGKILL test's child process needs no cluster.
-	if os.Getenv(childEnv) != "" {
-		os.Exit(m.Run())
-	}
-	dir, err := os.MkdirTemp("", "firstlook-queue-test-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(2)
-	}
-	natsServerBin, natsServerErr = buildNATSServer(dir)
 	code := m.Run()
-	os.RemoveAll(dir)
+	if natsServerDir != "" {
+		os.RemoveAll(natsServerDir)
+	}
 	os.Exit(code)
 }
 
