@@ -87,8 +87,11 @@ type Jobs interface {
 // Job is one leased trigger.
 type Job interface {
 	Trigger() hooks.Trigger
-	// Last reports whether this is the final delivery attempt.
-	Last() bool
+	// Exhausted reports a delivery past the queue's delivery limit: the
+	// earlier attempts never finished (their worker died, or kept
+	// failing). The job is not run again; its runs are reported as not
+	// started.
+	Exhausted() bool
 	InProgress(ctx context.Context) error
 	Ack(ctx context.Context) error
 	Nak(ctx context.Context, delay time.Duration) error
@@ -237,13 +240,18 @@ func (r *Runner) handle(ctx context.Context, job Job) {
 	if plan.HintErr != nil {
 		log.Warn("hint lookup failed; using the hints found elsewhere", "err", plan.HintErr)
 	}
+	exec := r.runOnce
+	if job.Exhausted() {
+		log.Error("job delivered past its limit without finishing; reporting its runs as not started")
+		exec = r.giveUp
+	}
 	var g errgroup.Group
 	g.SetLimit(r.cfg.RunsPerJob)
 	var mu sync.Mutex
 	var failed []error
 	for _, run := range plan.Runs {
 		g.Go(func() error {
-			if err := r.runOnce(ctx, t, run); err != nil {
+			if err := exec(ctx, t, run); err != nil {
 				mu.Lock()
 				failed = append(failed, err)
 				mu.Unlock()
@@ -264,10 +272,12 @@ func (r *Runner) handle(ctx context.Context, job Job) {
 	case errors.Is(err, errShutdown) || ctx.Err() != nil:
 		log.Info("job cut short by shutdown; it stays queued")
 		r.nak(job, 0)
-	case job.Last():
-		log.Error("job failed on its last delivery; giving up", "err", err)
+	case job.Exhausted():
+		log.Error("could not even report the job's runs; dropping it", "err", err)
 		r.ack(job, log)
 	default:
+		// Also on the last regular delivery: the queue delivers once
+		// more, as exhausted, and that delivery reports the runs.
 		log.Warn("job failed; it will be delivered again", "err", err)
 		r.nak(job, 5*time.Second)
 	}
@@ -304,6 +314,18 @@ func (r *Runner) nak(job Job, delay time.Duration) {
 	if err := job.Nak(ctx, delay); err != nil {
 		r.log.Warn("nak job; it will be redelivered after the ack wait", "job", job.Trigger().JobID(), "err", err)
 	}
+}
+
+// errGaveUp is why the runs of an exhausted job did not run.
+var errGaveUp = errors.New("diagnostics gave up: the job was delivered several times and never finished (a worker may have crashed running it; see firstlook's logs)")
+
+// giveUp reports a run of an exhausted job as not started, unless it
+// already finished.
+func (r *Runner) giveUp(ctx context.Context, t hooks.Trigger, run Run) error {
+	if run.Err == nil {
+		run.Err = errGaveUp
+	}
+	return r.runOnce(ctx, t, run)
 }
 
 // runOnce executes one planned run unless it already finished, stores its

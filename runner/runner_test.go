@@ -478,3 +478,46 @@ func TestShutdownHandsJobsBack(t *testing.T) {
 	e.start(t, set, fixed(nil), 5*time.Second)
 	e.waitFor(t, "the bundle after restart", func() bool { return len(e.manifests("INC4")) == 1 })
 }
+
+// TestExhaustedJobIsReported: a job whose workers kept dying is not run
+// again once past the delivery limit; its runs are reported as not
+// started, so the incident hears why.
+func TestExhaustedJobIsReported(t *testing.T) {
+	e := &queueEnv{}
+	q, err := queue.Open(context.Background(), queue.Config{DataDir: t.TempDir(), AckWait: time.Second, MaxDeliver: 2, Logger: quiet()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { q.Close() })
+	e.q = q
+	e.root = t.TempDir()
+	if e.store, err = dir.New(dir.Config{Path: e.root}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := q.Put(context.Background(), trigger("INC5", "load on web-1")); err != nil {
+		t.Fatal(err)
+	}
+	// Two deliveries that die: leased and never answered, as a worker
+	// killed mid-job leaves them.
+	for i := 1; i <= 2; i++ {
+		job, err := q.Next(context.Background())
+		if err != nil || job.Delivery != i {
+			t.Fatalf("delivery %d: got %+v, %v", i, job, err)
+		}
+	}
+	ran := false
+	d := dialerFunc(func(context.Context, ssh.Target) (runner.Conn, error) { ran = true; return nil, errors.New("must not dial") })
+	e.start(t, loadPlaybooks(t, map[string]string{"p.yaml": basic}), d, 5*time.Second)
+	e.waitFor(t, "the give-up bundle", func() bool { return len(e.manifests("INC5")) == 1 })
+	e.waitFor(t, "the job's ack", func() bool { return e.stored(t) == 0 })
+	b, err := evidence.Read(context.Background(), e.store, strings.TrimPrefix(filepath.Dir(e.manifests("INC5")[0]), e.root+"/"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := b.Manifest; m.Status != evidence.StatusNotStarted || !strings.Contains(m.Error, "gave up") || m.Host.Name != "web-1" {
+		t.Fatalf("got %s %q on %q", m.Status, m.Error, m.Host.Name)
+	}
+	if ran {
+		t.Error("an exhausted job was run again")
+	}
+}
