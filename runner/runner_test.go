@@ -506,7 +506,10 @@ func TestExhaustedJobIsReported(t *testing.T) {
 		}
 	}
 	ran := false
-	d := dialerFunc(func(context.Context, ssh.Target) (runner.Conn, error) { ran = true; return nil, errors.New("must not dial") })
+	d := dialerFunc(func(context.Context, ssh.Target) (runner.Conn, error) {
+		ran = true
+		return nil, errors.New("must not dial")
+	})
 	e.start(t, loadPlaybooks(t, map[string]string{"p.yaml": basic}), d, 5*time.Second)
 	e.waitFor(t, "the give-up bundle", func() bool { return len(e.manifests("INC5")) == 1 })
 	e.waitFor(t, "the job's ack", func() bool { return e.stored(t) == 0 })
