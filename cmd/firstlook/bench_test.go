@@ -220,27 +220,17 @@ playbooks:
 		if err != nil {
 			b.Fatal(err)
 		}
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			b.Fatal(err)
-		}
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error, 1)
-		go func() {
-			done <- Serve(ctx, ServeOptions{Config: cfg, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Listener: ln, NoWorkers: true})
-		}()
-		waitHealthy(b, "http://"+ln.Addr().String())
+		base, stop := startServe(b, ServeOptions{Config: cfg, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), NoWorkers: true})
 		b.ResetTimer()
-		r := load(b, "http://"+ln.Addr().String()+"/hooks/pagerduty", max(b.N, benchConns), body, sig, fmt.Sprintf("serve-%d-", b.N))
+		r := load(b, base+"/hooks/pagerduty", max(b.N, benchConns), body, sig, fmt.Sprintf("serve-%d-", b.N))
 		var accepted, other int64
 		for _, rate := range pacedRates {
-			p := paced(b, "http://"+ln.Addr().String()+"/hooks/pagerduty", rate, 3*time.Second, body, sig, fmt.Sprintf("serve-paced-%d-%d-", b.N, rate))
+			p := paced(b, base+"/hooks/pagerduty", rate, 3*time.Second, body, sig, fmt.Sprintf("serve-paced-%d-%d-", b.N, rate))
 			results[fmt.Sprintf("serve-paced-%d", rate)] = p
 			accepted, other = accepted+p.accepted, other+p.other
 		}
 		b.StopTimer()
-		cancel()
-		if err := <-done; err != nil {
+		if err := stop(); err != nil {
 			b.Fatal(err)
 		}
 		// Every 202 is a stored job: reopen the queue and count.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -105,32 +106,44 @@ func (e *env) write(name, content string) {
 
 // serve runs Serve in process until the test ends.
 func (e *env) serve() {
-	t := e.t
 	cfg, err := LoadConfig(e.cfgPath)
 	if err != nil {
-		t.Fatal(err)
+		e.t.Fatal(err)
 	}
+	log := slog.New(slog.NewTextHandler(&testLog{t: e.t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	url, stop := startServe(e.t, ServeOptions{Config: cfg, Log: log})
+	e.t.Cleanup(func() {
+		if err := stop(); err != nil {
+			e.t.Errorf("serve: %v", err)
+		}
+	})
+	e.url = url
+}
+
+// startServe runs Serve in process on a loopback port and returns its base
+// URL once it answers /healthz, and a stop that shuts it down and returns
+// Serve's error.
+func startServe(tb testing.TB, opts ServeOptions) (string, func() error) {
+	tb.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
+	opts.Listener = ln
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() {
-		done <- Serve(ctx, ServeOptions{Config: cfg, Log: slog.New(slog.NewTextHandler(&testLog{t: t}, &slog.HandlerOptions{Level: slog.LevelDebug})), Listener: ln})
-	}()
-	t.Cleanup(func() {
+	go func() { done <- Serve(ctx, opts) }()
+	url := "http://" + ln.Addr().String()
+	waitHealthy(tb, url)
+	return url, func() error {
 		cancel()
 		select {
 		case err := <-done:
-			if err != nil {
-				t.Errorf("serve: %v", err)
-			}
+			return err
 		case <-time.After(30 * time.Second):
-			t.Error("serve did not stop within 30s of its context ending")
+			return errors.New("serve did not stop within 30s of its context ending")
 		}
-	})
-	e.url = "http://" + ln.Addr().String()
+	}
 }
 
 // testLog sends log lines to t.Log until the test has finished.
