@@ -261,7 +261,11 @@ func TestClusterFailover(t *testing.T) {
 				return nil
 			}
 		}
-		rev = r
+		if err == nil {
+			// Only a successful Update moves the revision: a failed
+			// attempt must be retried against the one it read.
+			rev = r
+		}
 		return err
 	}); err != nil {
 		t.Fatalf("Update after the kill: %v", err)
