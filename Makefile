@@ -34,7 +34,7 @@ demo:
 
 ## bench: the intake against a no-op handler in the same run (see README).
 bench:
-	$(GO) test -run '^$$' -bench Intake -benchtime 40000x -count 3 -timeout 30m ./cmd/firstlook/ | grep -v '^Benchmark'
+	$(GO) test -run '^$$' -bench Intake -benchtime 100000x -count 1 -timeout 30m ./cmd/firstlook/ | grep -v '^Benchmark'
 
 clean:
 	rm -rf bin .demo
