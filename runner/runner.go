@@ -378,3 +378,11 @@ func (j queueJobs) Next(ctx context.Context) (Job, error) {
 type queueJob struct{ *queue.Job }
 
 func (j queueJob) Trigger() hooks.Trigger { return j.Job.Trigger }
+
+// ErrPermanent marks a publish error that retrying cannot fix (a revoked
+// token, a channel the bot may not post in): the sink is recorded as
+// failed and the job goes on.
+var ErrPermanent = errors.New("permanent")
+
+// ErrStateExists is IncidentState.Create's error for a name already set.
+var ErrStateExists = errors.New("incident state exists")
