@@ -94,6 +94,9 @@ type Step struct {
 	DurationMS int64  `json:"duration_ms"`
 	Stdout     Output `json:"stdout"`
 	Stderr     Output `json:"stderr"`
+	// Redactions counts the secrets replaced in this step's output,
+	// command and error before anything was stored or sent.
+	Redactions int `json:"redactions"`
 }
 
 // OK reports whether the step ran to completion and exited 0, or was

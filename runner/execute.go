@@ -15,9 +15,16 @@ import (
 	"github.com/firstlook/firstlook/runner/ssh"
 )
 
-// Execute performs one run and returns its bundle. It never fails: a run
-// that cannot start, or stops early, says why in the bundle.
+// Execute performs one run and returns its bundle, redacted: nothing of
+// it leaves the runner otherwise. It never fails: a run that cannot start,
+// or stops early, says why in the bundle.
 func (r *Runner) Execute(ctx context.Context, t hooks.Trigger, run Run) *evidence.Bundle {
+	b := r.execute(ctx, t, run)
+	r.redactor.RedactBundle(b)
+	return b
+}
+
+func (r *Runner) execute(ctx context.Context, t hooks.Trigger, run Run) *evidence.Bundle {
 	start := r.now().UTC()
 	p := run.Playbook
 	b := &evidence.Bundle{Manifest: evidence.Manifest{

@@ -126,6 +126,9 @@ type Options struct {
 	Store     evidence.Store
 	// Alerts, when set, looks up hints in the incident's alerts.
 	Alerts AlertHints
+	// Redactor redacts every bundle before it leaves Execute; nil uses
+	// the built-in rules only.
+	Redactor *evidence.Redactor
 	// Params are per-service playbook parameter overrides: service name
 	// or id → parameter → value.
 	Params  map[string]map[string]string
@@ -143,6 +146,7 @@ type Runner struct {
 	dialer    Dialer
 	store     evidence.Store
 	alerts    AlertHints
+	redactor  *evidence.Redactor
 	params    map[string]map[string]string
 	version   string
 	log       *slog.Logger
@@ -162,10 +166,17 @@ func New(opts Options) (*Runner, error) {
 	if log == nil {
 		log = slog.Default()
 	}
+	red := opts.Redactor
+	if red == nil {
+		var err error
+		if red, err = evidence.NewRedactor(evidence.RedactConfig{}); err != nil {
+			return nil, err
+		}
+	}
 	return &Runner{
 		cfg: cfg, jobs: opts.Jobs, state: opts.State, inv: opts.Inventory,
 		playbooks: opts.Playbooks, dialer: opts.Dialer, store: opts.Store,
-		alerts: opts.Alerts, params: opts.Params, version: opts.Version,
+		alerts: opts.Alerts, redactor: red, params: opts.Params, version: opts.Version,
 		log: log, now: time.Now,
 	}, nil
 }

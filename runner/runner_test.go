@@ -524,3 +524,27 @@ func TestExhaustedJobIsReported(t *testing.T) {
 		t.Error("an exhausted job was run again")
 	}
 }
+
+// TestExecuteRedacts: what a host prints leaves Execute redacted, with the
+// count in the manifest.
+func TestExecuteRedacts(t *testing.T) {
+	set := loadPlaybooks(t, map[string]string{"p.yaml": "name: env\nsteps:\n  - {name: env, run: env}\n"})
+	d := dialerFunc(func(context.Context, ssh.Target) (runner.Conn, error) {
+		return connFunc(func(context.Context, string, ssh.RunOptions) (ssh.Result, error) {
+			out := []byte("HOME=/root\nAWS_ACCESS_KEY_ID=AKIAIOSFODNN7EXAMPLE\nAPP_TICKET=T-991\n")
+			return ssh.Result{Stdout: out, StdoutBytes: int64(len(out))}, nil
+		}), nil
+	})
+	red, err := evidence.NewRedactor(evidence.RedactConfig{Patterns: []string{`T-\d+`}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, _ := runner.New(runner.Options{Inventory: testInventory(t), Playbooks: set, Dialer: d, Redactor: red, Log: quiet()})
+	host, _ := testInventory(t).Resolve(context.Background(), "web-1")
+	pb, _ := set.Get("env")
+	b := r.Execute(context.Background(), trigger("I8", "x"), runner.Run{Playbook: pb, Host: host, Target: host.Name})
+	st := b.Manifest.Steps[0]
+	if got := string(b.Files[st.Stdout.File]); got != "HOME=/root\nAWS_ACCESS_KEY_ID=[REDACTED:aws-access-key]\nAPP_TICKET=[REDACTED:custom]\n" || st.Redactions != 2 {
+		t.Fatalf("got %q with %d redactions", got, st.Redactions)
+	}
+}

@@ -14,6 +14,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/firstlook/firstlook/evidence"
 	"github.com/firstlook/firstlook/evidence/store/dir"
 	"github.com/firstlook/firstlook/hooks/pagerduty"
 	"github.com/firstlook/firstlook/runner"
@@ -89,6 +90,8 @@ type PlaybooksConfig struct {
 type EvidenceConfig struct {
 	// Dir is the local directory store (default <data_dir>/evidence).
 	Dir dir.Config `yaml:"dir"`
+	// Redact adds patterns to the built-in secret redaction.
+	Redact evidence.RedactConfig `yaml:"redact"`
 }
 
 // secret is a configuration value that must never be shown: it prints as
@@ -403,6 +406,7 @@ func (c *Config) Validate() error {
 	check("inventory", c.Inventory.Validate())
 	check("ssh", c.SSH.Validate())
 	check("evidence.dir", c.Evidence.Dir.Validate())
+	check("evidence.redact", c.Evidence.Redact.Validate())
 	check("runner", c.Runner.Validate())
 	if len(c.Playbooks.Paths) == 0 {
 		check("playbooks.paths", errors.New("required: list playbook files or directories"))

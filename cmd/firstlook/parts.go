@@ -2,6 +2,8 @@ package main
 
 import (
 	"fmt"
+
+	"github.com/firstlook/firstlook/evidence"
 	"io"
 	"log/slog"
 
@@ -65,7 +67,10 @@ func (p *parts) close() {
 
 // runnerOptions are the runner's parts; jobs and state are added by serve.
 func (c *Config) runnerOptions(p *parts, log *slog.Logger) runner.Options {
+	// Validate compiled the patterns already.
+	red, _ := evidence.NewRedactor(c.Evidence.Redact)
 	o := runner.Options{
+		Redactor:  red,
 		Config:    c.Runner,
 		Inventory: p.inventory,
 		Playbooks: p.playbooks,
