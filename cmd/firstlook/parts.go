@@ -2,11 +2,10 @@ package main
 
 import (
 	"fmt"
-
-	"github.com/firstlook/firstlook/evidence"
 	"io"
 	"log/slog"
 
+	"github.com/firstlook/firstlook/evidence"
 	"github.com/firstlook/firstlook/evidence/store/dir"
 	"github.com/firstlook/firstlook/hooks/pagerduty"
 	"github.com/firstlook/firstlook/playbooks"
