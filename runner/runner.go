@@ -129,6 +129,13 @@ type Options struct {
 	// Redactor redacts every bundle before it leaves Execute; nil uses
 	// the built-in rules only.
 	Redactor *evidence.Redactor
+	// Publishers take each stored run to the PagerDuty incident, the
+	// Slack channel…, in this order.
+	Publishers []Publisher
+	// Failpoints, in tests only, names the points where a job stops dead
+	// as if its worker were killed ("store:after",
+	// "publish:<sink>:before", "publish:<sink>:after").
+	Failpoints func(point string) bool
 	// Params are per-service playbook parameter overrides: service name
 	// or id → parameter → value.
 	Params  map[string]map[string]string
@@ -138,19 +145,21 @@ type Options struct {
 
 // Runner executes jobs.
 type Runner struct {
-	cfg       Config
-	jobs      Jobs
-	state     State
-	inv       Inventory
-	playbooks *playbooks.Set
-	dialer    Dialer
-	store     evidence.Store
-	alerts    AlertHints
-	redactor  *evidence.Redactor
-	params    map[string]map[string]string
-	version   string
-	log       *slog.Logger
-	now       func() time.Time
+	cfg        Config
+	jobs       Jobs
+	state      State
+	inv        Inventory
+	playbooks  *playbooks.Set
+	dialer     Dialer
+	store      evidence.Store
+	alerts     AlertHints
+	redactor   *evidence.Redactor
+	publishers []Publisher
+	failpoints func(string) bool
+	params     map[string]map[string]string
+	version    string
+	log        *slog.Logger
+	now        func() time.Time
 }
 
 // New returns a Runner over opts.
@@ -176,7 +185,8 @@ func New(opts Options) (*Runner, error) {
 	return &Runner{
 		cfg: cfg, jobs: opts.Jobs, state: opts.State, inv: opts.Inventory,
 		playbooks: opts.Playbooks, dialer: opts.Dialer, store: opts.Store,
-		alerts: opts.Alerts, redactor: red, params: opts.Params, version: opts.Version,
+		alerts: opts.Alerts, redactor: red, publishers: opts.Publishers, failpoints: opts.Failpoints,
+		params: opts.Params, version: opts.Version,
 		log: log, now: time.Now,
 	}, nil
 }
@@ -275,6 +285,10 @@ func (r *Runner) handle(ctx context.Context, job Job) {
 	hb.Wait()
 
 	switch err := errors.Join(failed...); {
+	case errors.Is(err, errKilled):
+		// A test stopped the worker dead: leave the job to be
+		// redelivered, as a killed process would.
+		log.Warn("job stopped at a failpoint", "err", err)
 	case err == nil:
 		if len(plan.Runs) == 0 {
 			log.Info("no playbook matches", "event", t.Event, "service", t.Incident.Service.Name)
@@ -349,6 +363,15 @@ func (r *Runner) runOnce(ctx context.Context, t hooks.Trigger, run Run) error {
 	stale := run.Playbook.Timeout + 2*time.Minute
 	c, prev, err := r.claimRun(ctx, key, t.JobID(), stale)
 	switch {
+	case errors.Is(err, errDone) && r.unpublished(prev):
+		// Stored, but a publisher has not had it: publish the stored
+		// bundle; the run itself is not repeated.
+		log.Info("run done but not published everywhere; publishing it", "bundle", prev.Bundle)
+		b, err := evidence.Read(ctx, r.store, prev.Bundle)
+		if err != nil {
+			return fmt.Errorf("read bundle %s: %w", prev.Bundle, err)
+		}
+		return r.publish(ctx, t, key, t.JobID(), b, prev.Bundle)
 	case errors.Is(err, errDone):
 		log.Info("run already done; not running it again", "bundle", prev.Bundle)
 		return nil
@@ -358,6 +381,17 @@ func (r *Runner) runOnce(ctx context.Context, t hooks.Trigger, run Run) error {
 	case err != nil:
 		return err
 	}
+	if prev.Bundle != "" {
+		// A worker of this job stored (or began storing) a bundle and
+		// died before recording it: a complete bundle is the run.
+		if b, err := evidence.Read(ctx, r.store, prev.Bundle); err == nil {
+			log.Info("adopting the bundle an earlier attempt stored", "bundle", prev.Bundle)
+			if err := r.finishRun(ctx, c, t.JobID(), prev.Bundle, string(b.Manifest.Status)); err != nil {
+				return err
+			}
+			return r.publish(ctx, t, key, t.JobID(), b, prev.Bundle)
+		}
+	}
 	b := r.Execute(ctx, t, run)
 	if ctx.Err() != nil {
 		// Cut by the end of the grace period, not by a playbook
@@ -365,12 +399,21 @@ func (r *Runner) runOnce(ctx context.Context, t hooks.Trigger, run Run) error {
 		// storing half of it.
 		return errShutdown
 	}
-	prefix, err := evidence.Write(ctx, r.store, b)
-	if err != nil {
+	prefix := evidence.Prefix(b.Manifest)
+	if c, err = r.noteBundle(ctx, c, t.JobID(), prefix); err != nil {
+		return err
+	}
+	if _, err := evidence.Write(ctx, r.store, b); err != nil {
 		return fmt.Errorf("store bundle: %w", err)
 	}
+	if err := r.failpoint("store:after"); err != nil {
+		return err
+	}
 	log.Info("run finished", "status", b.Manifest.Status, "bundle", prefix)
-	return r.finishRun(ctx, c, t.JobID(), prefix, string(b.Manifest.Status))
+	if err := r.finishRun(ctx, c, t.JobID(), prefix, string(b.Manifest.Status)); err != nil {
+		return err
+	}
+	return r.publish(ctx, t, key, t.JobID(), b, prefix)
 }
 
 // QueueJobs adapts runner/queue to the runner's Jobs.

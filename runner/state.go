@@ -36,6 +36,8 @@ type runState struct {
 	Bundle string `json:"bundle,omitempty"`
 	// Outcome is the bundle's status, once done.
 	Outcome string `json:"outcome,omitempty"`
+	// Sinks records, per publisher, how far publishing the run got.
+	Sinks map[string]sinkState `json:"sinks,omitempty"`
 }
 
 // claim is a worker's hold on one run.
@@ -91,6 +93,18 @@ func (r *Runner) claimRun(ctx context.Context, key, job string, stale time.Durat
 		return claim{key: key, rev: rev}, cur, nil
 	}
 	return claim{}, runState{}, fmt.Errorf("claim run %s: too much contention", key)
+}
+
+// noteBundle records in the claim where the run's bundle is about to be
+// stored, so that a redelivery after a crash finds and adopts it instead of
+// running the playbook again.
+func (r *Runner) noteBundle(ctx context.Context, c claim, job, prefix string) (claim, error) {
+	val, _ := json.Marshal(runState{Status: "running", Job: job, Since: r.now().UTC(), Bundle: prefix})
+	rev, err := r.state.Update(ctx, c.key, val, c.rev)
+	if err != nil {
+		return c, fmt.Errorf("record bundle of %s: %w", c.key, err)
+	}
+	return claim{key: c.key, rev: rev}, nil
 }
 
 // finishRun marks a claimed run done. A conflict means someone took the

@@ -65,7 +65,7 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return err
 	}
 	link, _ := p.store.Link(ctx, prefix+evidence.ManifestFile)
-	fmt.Fprint(stdout, evidence.Summary(b, link))
+	fmt.Fprint(stdout, evidence.Markdown(evidence.Report{Bundle: b, Link: link}))
 	if !*summary {
 		printOutputs(stdout, b)
 	}

@@ -19,7 +19,7 @@ func TestDemo(t *testing.T) {
 	}
 	for _, want := range []string{
 		"202 Accepted",
-		"firstlook: first-look on demo-host: ok",
+		"firstlook: first-look on demo-host: 5/5 steps ok",
 		"firstlook was paged for High load on demo-host on demo-host",
 		"bundle:  " + dir,
 	} {
@@ -42,7 +42,7 @@ func TestRunCommand(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d\n%s\n%s", code, out.String(), errOut.String())
 	}
-	for _, want := range []string{"firstlook: whoami on host-1: ok, 2/2 steps ok", "── hostname ── $ hostname\nhost-1\n", "evidence: file://"} {
+	for _, want := range []string{"firstlook: whoami on host-1: 2/2 steps ok", "── hostname ── $ hostname\nhost-1\n", "Full evidence: file://"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("output lacks %q:\n%s", want, out.String())
 		}
@@ -53,7 +53,7 @@ func TestRunCommand(t *testing.T) {
 
 	out.Reset()
 	code = run(context.Background(), []string{"run", "-config", e.cfgPath, "-host", "host-1", "-playbook", "slow", "-summary"}, &out, &errOut)
-	if code != 1 || !strings.Contains(out.String(), "[FAILED] sleep") || !strings.Contains(out.String(), "timed out") {
+	if code != 1 || !strings.Contains(out.String(), "[FAILED] 1. sleep — timed out after") {
 		t.Errorf("failing run: exit %d\n%s", code, out.String())
 	}
 	out.Reset()

@@ -190,7 +190,7 @@ runner:
 			}
 			step("bundle stored %s after the webhook", time.Since(sent).Round(time.Millisecond))
 			fmt.Fprintln(stdout)
-			fmt.Fprint(stdout, evidence.Summary(b, filepath.Dir(ms[0])))
+			fmt.Fprint(stdout, evidence.Markdown(evidence.Report{Bundle: b, Link: filepath.Dir(ms[0])}))
 			fmt.Fprintf(stdout, "\nbundle:  %s\nconfig:  %s\nlog:     %s\n", filepath.Dir(ms[0]), filepath.Join(work, "firstlook.yaml"), logPath)
 			stopServe()
 			return <-served

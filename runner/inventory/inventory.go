@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/netip"
 	"os"
@@ -119,8 +120,9 @@ type HostConfig struct {
 
 // Inventory is a loaded, validated static inventory.
 type Inventory struct {
-	hosts []Host
-	index map[string]int // lower-cased name, alias or address → host
+	hosts    []Host
+	index    map[string]int // lower-cased name, alias or address → host
+	bastions map[string]*Bastion
 }
 
 // Load reads an inventory file.
@@ -196,7 +198,7 @@ func build(name string, doc document, root *yaml.Node) (*Inventory, error) {
 	if doc.Defaults.Bastion != "" && bastions[doc.Defaults.Bastion] == nil {
 		errs = append(errs, fmt.Errorf("inventory %s: defaults.bastion %q is not among the bastions", name, doc.Defaults.Bastion))
 	}
-	inv := &Inventory{index: map[string]int{}}
+	inv := &Inventory{index: map[string]int{}, bastions: bastions}
 	for i, h := range doc.Hosts {
 		if !validName.MatchString(h.Name) {
 			fail("hosts", i, "name %q: use letters, digits, '.', '_' and '-'", h.Name)
@@ -250,6 +252,10 @@ func build(name string, doc document, root *yaml.Node) (*Inventory, error) {
 
 // Hosts returns every host.
 func (inv *Inventory) Hosts() []Host { return slices.Clone(inv.hosts) }
+
+// Bastions returns the bastions by name, including those no static host
+// uses: other inventory sources (EC2) refer to them by name.
+func (inv *Inventory) Bastions() map[string]*Bastion { return maps.Clone(inv.bastions) }
 
 // Resolve returns the host a hint names: its name, one of its aliases or
 // its address, compared without regard to case. Anything else is

@@ -15,6 +15,9 @@
 // the test fails midway; namespaces, interface names and subnets are unique
 // per Net and per process, so packages may run in parallel.
 //
+// With Options.HopDelay the links add a fixed delay to every packet, as a
+// WAN between the test, the bastion and the hosts would (delay.go).
+//
 // It needs root, /usr/sbin/sshd, ip (iproute2) and unshare (util-linux); see
 // Require.
 package sshtest
@@ -29,6 +32,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -95,6 +99,24 @@ type Options struct {
 	// HostCertificates also gives every server host certificates signed
 	// by a per-Net CA, and writes CAKnownHostsFile.
 	HostCertificates bool
+	// HopDelay is the one-way delay every link adds to each packet, in
+	// each direction, as "tc qdisc add … netem delay" on both ends of a
+	// link would: 10ms gives 20 ms of round-trip time between the test
+	// and the bastion, and another 20 ms between the bastion and each
+	// host. Zero (the default) links the namespaces with plain veth
+	// pairs. See delay.go; it needs the go command and /dev/net/tun.
+	HopDelay time.Duration
+	// PrivateDirs are directories of this machine (absolute paths that
+	// exist, such as /var/log) that each host sees as a directory of its
+	// own, empty at first: the host's sshd runs in a mount namespace of
+	// its own with a per-host directory bind-mounted over each. Tests put
+	// files there through HostDir; the machine's directory is untouched.
+	PrivateDirs []string
+	// Hide maps a host name to commands (lsof, docker …) that its sessions
+	// cannot find: their PATH is a directory of links to the machine's
+	// commands without those, as on a host where they are not installed.
+	// A command called by absolute path is still found.
+	Hide map[string][]string
 }
 
 // Endpoint is how a client reaches one server.
@@ -128,6 +150,7 @@ type Net struct {
 	ca      xssh.Signer // nil without HostCertificates
 	bastion *node
 	hosts   []*node
+	delay   *delayLinks // nil without HopDelay
 }
 
 // node is one sshd in its namespace.
@@ -137,10 +160,15 @@ type node struct {
 	ip      string
 	dir     string
 	forward bool // the bastion allows TCP forwarding; hosts do not
+	// private maps each of Options.PrivateDirs to the host's own copy.
+	private map[string]string
+	// path is the sessions' PATH when the host hides commands, else "".
+	path string
 
-	mu   sync.Mutex
-	cmd  *exec.Cmd     // the running sshd, nil when stopped
-	done chan struct{} // closed when cmd has been waited for
+	mu      sync.Mutex
+	cmd     *exec.Cmd       // the running sshd, nil when stopped
+	done    chan struct{}   // closed when cmd has been waited for
+	spawned []chan struct{} // closed when a Spawned process has been waited for
 }
 
 var hostnameRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$`)
@@ -162,6 +190,27 @@ func New(t testing.TB, opts Options) *Net {
 			t.Fatalf("sshtest: host name %q: want a unique hostname other than %q", h, BastionName)
 		}
 	}
+	for h := range opts.Hide {
+		if !slices.Contains(hosts, h) {
+			t.Fatalf("sshtest: Hide names %q, which is not one of the hosts %q", h, hosts)
+		}
+	}
+	for i, d := range opts.PrivateDirs {
+		info, err := os.Stat(d)
+		switch {
+		case !filepath.IsAbs(d) || filepath.Clean(d) != d || d == "/":
+			t.Fatalf("sshtest: private dir %q: want a clean absolute path other than /", d)
+		case err != nil || !info.IsDir():
+			t.Fatalf("sshtest: private dir %q: want an existing directory (sshtest creates nothing outside its temporary directory)", d)
+		case slices.Contains(opts.PrivateDirs[:i], d):
+			t.Fatalf("sshtest: private dir %q given twice", d)
+		}
+	}
+	if len(opts.PrivateDirs) > 0 {
+		if _, err := exec.LookPath("mount"); err != nil {
+			t.Fatalf("sshtest: private dirs need mount (util-linux) in PATH")
+		}
+	}
 	if err := os.MkdirAll("/run/sshd", 0o755); err != nil { // sshd's privilege separation directory
 		t.Fatalf("sshtest: %v", err)
 	}
@@ -179,7 +228,14 @@ func New(t testing.TB, opts Options) *Net {
 	addr := subnet(slot)
 	n.bastion = n.newNode(BastionName, nsName(slot, "b"), addr(2), true)
 	for k, h := range hosts {
-		n.hosts = append(n.hosts, n.newNode(h, nsName(slot, fmt.Sprintf("h%d", k)), addr(4*k+6), false))
+		nd := n.newNode(h, nsName(slot, fmt.Sprintf("h%d", k)), addr(4*k+6), false)
+		if err := nd.prepare(opts.PrivateDirs, opts.Hide[h]); err != nil {
+			t.Fatalf("sshtest: %v", err)
+		}
+		n.hosts = append(n.hosts, nd)
+	}
+	if opts.HopDelay != 0 {
+		n.startDelay(opts.HopDelay)
 	}
 	if err := n.buildNetwork(addr); err != nil {
 		t.Fatalf("sshtest: %v", err)
@@ -445,7 +501,12 @@ func (n *Net) sshdConfig(nd *node) string {
 	// commands run by sshd, and the machine's root dotfiles (a pyenv
 	// init, say) would make every command slow and the tests depend on
 	// them.
-	fmt.Fprintf(&b, "SetEnv HOME=%s\n", filepath.Join(nd.dir, "home"))
+	if nd.path == "" {
+		fmt.Fprintf(&b, "SetEnv HOME=%s\n", filepath.Join(nd.dir, "home"))
+	} else {
+		// SetEnv wins over the PATH sshd sets itself.
+		fmt.Fprintf(&b, "SetEnv HOME=%s PATH=%s\n", filepath.Join(nd.dir, "home"), nd.path)
+	}
 	b.WriteString(`PermitRootLogin prohibit-password
 PubkeyAuthentication yes
 PasswordAuthentication no
@@ -488,9 +549,22 @@ func (n *Net) start(nd *node) error {
 	}
 	defer logf.Close()
 	// ip netns exec, unshare and sh all exec, so cmd's pid is sshd's.
-	cmd := exec.Command("ip", "netns", "exec", nd.ns,
-		"unshare", "--uts",
-		"sh", "-c", `hostname "$1" && exec "$2" -D -e -f "$3"`, "sh", nd.name, sshdPath, cfg)
+	// With private directories, sshd gets a mount namespace of its own
+	// (unshare makes its mounts private: nothing propagates back) and the
+	// host's directories are bind-mounted there before sshd starts.
+	args := []string{"netns", "exec", nd.ns, "unshare", "--uts"}
+	if len(nd.private) > 0 {
+		args = append(args, "--mount")
+	}
+	args = append(args, "sh", "-c",
+		`hostname "$1" || exit 1; sshd=$2 cfg=$3; shift 3; `+
+			`while [ $# -gt 0 ]; do mount --bind "$1" "$2" || exit 1; shift 2; done; `+
+			`exec "$sshd" -D -e -f "$cfg"`,
+		"sh", nd.name, sshdPath, cfg)
+	for _, d := range slices.Sorted(maps.Keys(nd.private)) {
+		args = append(args, nd.private[d], d)
+	}
+	cmd := exec.Command("ip", args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start %s: %w", nd.name, err)
@@ -534,7 +608,16 @@ func (n *Net) stop(nd *node) error {
 		}
 		nd.cmd, nd.done = nil, nil
 	}
-	return killNetns(nd.ns)
+	err := killNetns(nd.ns)
+	for _, done := range nd.spawned {
+		select {
+		case <-done:
+		case <-time.After(readyTimeout):
+			err = errors.Join(err, errors.New("a spawned process did not exit"))
+		}
+	}
+	nd.spawned = nil
+	return err
 }
 
 // cleanup removes everything New made, whatever state it got to.

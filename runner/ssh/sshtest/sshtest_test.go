@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -155,4 +156,102 @@ func TestStopStartReplace(t *testing.T) {
 	} else if !strings.Contains(err.Error(), "knownhosts: key mismatch") {
 		t.Fatalf("dial a bastion with a new host key: got %v, want a key mismatch", err)
 	}
+}
+
+// runOn runs cmd on addr through the bastion client and returns its
+// combined output and error.
+func runOn(t *testing.T, bastion *xssh.Client, addr string, cfg *xssh.ClientConfig, cmd string) (string, error) {
+	t.Helper()
+	conn, err := bastion.Dial("tcp", addr)
+	if err != nil {
+		t.Fatalf("dial %s through the bastion: %v", addr, err)
+	}
+	c, chans, reqs, err := xssh.NewClientConn(conn, addr, cfg)
+	if err != nil {
+		t.Fatalf("handshake with %s: %v", addr, err)
+	}
+	client := xssh.NewClient(c, chans, reqs)
+	defer client.Close()
+	sess, err := client.NewSession()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := sess.CombinedOutput(cmd)
+	return string(out), err
+}
+
+func TestHostState(t *testing.T) {
+	n := sshtest.New(t, sshtest.Options{
+		Hosts:       []string{"full", "bare"},
+		PrivateDirs: []string{"/var/log"},
+		Hide:        map[string][]string{"bare": {"df", "lsof"}},
+	})
+	cfg := clientConfig(t, n)
+	bastion, err := xssh.Dial("tcp", n.Bastion().Addr, cfg)
+	if err != nil {
+		t.Fatalf("dial bastion: %v", err)
+	}
+	defer bastion.Close()
+	full, bare := n.Host("full"), n.Host("bare")
+
+	marker := "sshtest-marker-" + strconv.Itoa(os.Getpid())
+	if err := os.WriteFile(filepath.Join(n.HostDir("full", "/var/log"), marker), []byte("only on full\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Run("private dirs", func(t *testing.T) {
+		if out, err := runOn(t, bastion, full.Addr, cfg, "cat /var/log/"+marker); err != nil || out != "only on full\n" {
+			t.Errorf("cat the marker on full: got %q, %v, want %q", out, err, "only on full\n")
+		}
+		if out, err := runOn(t, bastion, bare.Addr, cfg, "ls -A /var/log | wc -l"); err != nil || strings.TrimSpace(out) != "0" {
+			t.Errorf("entries in bare's /var/log: got %q, %v, want 0 (its own, empty)", out, err)
+		}
+		if _, err := os.Stat("/var/log/" + marker); err == nil {
+			t.Errorf("/var/log/%s: on this machine too, want only in full's private /var/log", marker)
+		}
+	})
+	t.Run("hide", func(t *testing.T) {
+		for _, tc := range []struct {
+			ep   sshtest.Endpoint
+			cmd  string
+			want string
+		}{
+			{full, "command -v df >/dev/null && echo found || echo missing", "found\n"},
+			{bare, "command -v df >/dev/null && echo found || echo missing", "missing\n"},
+			{bare, "command -v lsof >/dev/null && echo found || echo missing", "missing\n"},
+			// Everything else is still there, for bash and for sh.
+			{bare, "echo 'command -v ps >/dev/null && uname -s' | sh -s", "Linux\n"},
+		} {
+			if out, err := runOn(t, bastion, tc.ep.Addr, cfg, tc.cmd); err != nil || out != tc.want {
+				t.Errorf("%s: %q: got %q, %v, want %q", tc.ep.Name, tc.cmd, out, err, tc.want)
+			}
+		}
+	})
+	t.Run("spawn", func(t *testing.T) {
+		p := n.Spawn("full", "sh", "-c", `hostname >/var/log/spawned; exec sleep 300`)
+		var got string
+		for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+			if b, err := os.ReadFile(filepath.Join(n.HostDir("full", "/var/log"), "spawned")); err == nil && len(b) > 0 {
+				got = string(b)
+				break
+			}
+		}
+		if got != "full\n" {
+			t.Errorf("hostname the spawned process wrote to its /var/log: got %q, want %q", got, "full\n")
+		}
+		if out, err := runOn(t, bastion, full.Addr, cfg, "cat /proc/"+strconv.Itoa(p.PID)+"/comm"); err != nil || out != "sleep\n" {
+			t.Errorf("the spawned process as seen on full: got %q, %v, want %q", out, err, "sleep\n")
+		}
+		listed := false
+		for _, q := range n.Processes("full") {
+			listed = listed || q.PID == p.PID
+		}
+		if !listed {
+			t.Errorf("Processes(full): pid %d missing", p.PID)
+		}
+		n.Stop("full")
+		if _, err := os.Stat("/proc/" + strconv.Itoa(p.PID)); err == nil {
+			t.Errorf("pid %d: still running after Stop, want it killed with the host", p.PID)
+		}
+		n.Start("full")
+	})
 }

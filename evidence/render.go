@@ -1,0 +1,290 @@
+package evidence
+
+import (
+	"fmt"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/slack-go/slack"
+)
+
+// Slack's Block Kit limits (https://api.slack.com/reference/block-kit/blocks):
+// 50 blocks per message, 3000 characters of text per section, 150 per
+// header, 75 per button label, 3000 per button URL.
+const (
+	SlackMaxBlocks      = 50
+	SlackMaxSectionText = 3000
+	SlackMaxHeaderText  = 150
+	slackMaxURL         = 3000
+)
+
+// How much of a step's output a summary shows: enough to answer "what is
+// going on" at a glance; the rest is one click away.
+const (
+	summaryLines     = 3
+	summaryLineRunes = 160
+)
+
+// Headline is a run's outcome in one line: "linux-baseline on web-1: 4/5
+// steps ok", or "...: diagnostics could not run".
+func Headline(m Manifest) string {
+	return fmt.Sprintf("%s on %s: %s", m.Playbook.Name, m.Host.Name, outcome(m))
+}
+
+// Markdown renders a run for the PagerDuty note and the terminal: the
+// outcome, the link to the full evidence, each step with its result, exit
+// code, duration and first meaningful lines, and how much was truncated or
+// redacted. It reads well as plain text too (PagerDuty shows notes as
+// text).
+func Markdown(rep Report) string {
+	m := rep.Bundle.Manifest
+	var sb strings.Builder
+	fmt.Fprintf(&sb, "**firstlook: %s**", Headline(m))
+	if d := runDuration(m); d > 0 {
+		fmt.Fprintf(&sb, " (%s)", d)
+	}
+	sb.WriteString("\n")
+	if m.Status == StatusNotStarted {
+		fmt.Fprintf(&sb, "Why: %s\n", m.Error)
+	}
+	if rep.Link != "" {
+		fmt.Fprintf(&sb, "Full evidence: %s\n", rep.Link)
+	}
+	for i, st := range m.Steps {
+		fmt.Fprintf(&sb, "\n%s %d. %s — %s\n", stepMark(st), i+1, st.Name, stepResult(st))
+		for _, l := range stepLines(rep.Bundle, st) {
+			fmt.Fprintf(&sb, "    %s\n", l)
+		}
+	}
+	if foot := footnote(m); foot != "" {
+		fmt.Fprintf(&sb, "\n%s\n", foot)
+	}
+	return sb.String()
+}
+
+// Text is the plain one-line fallback Slack shows in notifications.
+func Text(rep Report) string { return "firstlook: " + Headline(rep.Bundle.Manifest) }
+
+// SlackBlocks renders a run as Block Kit blocks within Slack's limits: a
+// header, the incident and links, then one section per step. Steps beyond
+// the block budget are folded into a last section.
+func SlackBlocks(rep Report) []slack.Block {
+	m := rep.Bundle.Manifest
+	blocks := []slack.Block{
+		slack.NewHeaderBlock(slack.NewTextBlockObject(slack.PlainTextType, clip(Headline(m), SlackMaxHeaderText), true, false)),
+	}
+	ctx := []string{}
+	if m.Incident.ID != "" {
+		inc := "incident " + m.Incident.ID
+		if m.Incident.Number > 0 {
+			inc = fmt.Sprintf("incident #%d", m.Incident.Number)
+		}
+		if m.Incident.URL != "" {
+			inc = fmt.Sprintf("<%s|%s>", m.Incident.URL, slackEscape(inc))
+		}
+		ctx = append(ctx, inc)
+	}
+	if m.Host.Address != "" {
+		h := "`" + slackEscape(m.Host.Address) + "`"
+		if m.Host.Bastion != "" {
+			h += " via " + slackEscape(m.Host.Bastion)
+		}
+		ctx = append(ctx, h)
+	}
+	if d := runDuration(m); d > 0 {
+		ctx = append(ctx, d.String())
+	}
+	if len(ctx) > 0 {
+		blocks = append(blocks, slack.NewContextBlock("", slack.NewTextBlockObject(slack.MarkdownType, clip(strings.Join(ctx, " · "), SlackMaxSectionText), false, false)))
+	}
+	if m.Status == StatusNotStarted {
+		blocks = append(blocks, section(":warning: *Diagnostics could not run.* "+slackEscape(m.Error)))
+	}
+	if rep.Link != "" && len(rep.Link) <= slackMaxURL {
+		btn := slack.NewButtonBlockElement("firstlook_evidence", "evidence", slack.NewTextBlockObject(slack.PlainTextType, "Full evidence", false, false)).WithURL(rep.Link)
+		blocks = append(blocks, slack.NewActionBlock("", btn))
+	}
+	// Keep room for the footnote and a fold section.
+	budget := SlackMaxBlocks - len(blocks) - 2
+	for i, st := range m.Steps {
+		if i == budget && len(m.Steps) > budget {
+			var rest []string
+			for _, s := range m.Steps[i:] {
+				rest = append(rest, fmt.Sprintf("%s %s — %s", slackMark(s), slackEscape(s.Name), stepResult(s)))
+			}
+			blocks = append(blocks, section(fmt.Sprintf("…and %d more steps:\n%s", len(rest), strings.Join(rest, "\n"))))
+			break
+		}
+		text := fmt.Sprintf("%s *%d. %s* — %s", slackMark(st), i+1, slackEscape(st.Name), stepResult(st))
+		if lines := stepLines(rep.Bundle, st); len(lines) > 0 {
+			// Inside ``` only backticks need care.
+			text += "\n```" + strings.ReplaceAll(strings.Join(lines, "\n"), "```", "'''") + "```"
+		}
+		blocks = append(blocks, section(text))
+	}
+	if foot := footnote(m); foot != "" {
+		blocks = append(blocks, slack.NewContextBlock("", slack.NewTextBlockObject(slack.MarkdownType, clip(foot, SlackMaxSectionText), false, false)))
+	}
+	return blocks
+}
+
+// FullOutput is every step's command and kept output as one text file: what
+// the Slack thread carries for people who want all of it.
+func FullOutput(rep Report) []byte {
+	b := rep.Bundle
+	m := b.Manifest
+	var sb strings.Builder
+	fmt.Fprintf(&sb, "firstlook %s\nincident: %s %s\nhost:     %s %s\nplaybook: %s (sha256 %s)\nstatus:   %s\n",
+		m.RunID, m.Incident.ID, m.Incident.Title, m.Host.Name, m.Host.Address, m.Playbook.Name, m.Playbook.SHA256, m.Status)
+	if m.Error != "" {
+		fmt.Fprintf(&sb, "error:    %s\n", m.Error)
+	}
+	for i, st := range m.Steps {
+		fmt.Fprintf(&sb, "\n=== %d. %s: %s\n", i+1, st.Name, stepResult(st))
+		fmt.Fprintf(&sb, "$ %s\n", st.Command)
+		for _, s := range []struct {
+			name string
+			o    Output
+		}{{"stdout", st.Stdout}, {"stderr", st.Stderr}} {
+			body := b.Files[s.o.File]
+			if len(body) == 0 {
+				continue
+			}
+			fmt.Fprintf(&sb, "--- %s (%d bytes", s.name, s.o.Bytes)
+			if s.o.Truncated {
+				fmt.Fprintf(&sb, ", first %d kept", s.o.Kept)
+			}
+			sb.WriteString(") ---\n")
+			sb.Write(body)
+			if body[len(body)-1] != '\n' {
+				sb.WriteString("\n")
+			}
+		}
+	}
+	return []byte(sb.String())
+}
+
+func section(text string) *slack.SectionBlock {
+	return slack.NewSectionBlock(slack.NewTextBlockObject(slack.MarkdownType, clip(text, SlackMaxSectionText), false, false), nil, nil)
+}
+
+func runDuration(m Manifest) time.Duration {
+	if m.EndedAt.IsZero() || m.StartedAt.IsZero() {
+		return 0
+	}
+	return m.EndedAt.Sub(m.StartedAt).Round(time.Millisecond)
+}
+
+func stepMark(st Step) string {
+	switch {
+	case st.Skipped:
+		return "[skip]"
+	case st.OK():
+		return "[ok]"
+	}
+	return "[FAILED]"
+}
+
+func slackMark(st Step) string {
+	switch {
+	case st.Skipped:
+		return ":black_right_pointing_double_triangle_with_vertical_bar:"
+	case st.OK():
+		return ":white_check_mark:"
+	}
+	return ":x:"
+}
+
+// stepResult says how a step ended: "exit 0, 23ms", "timed out after 1s",
+// "not run: step \"disk\" failed", "skipped: its condition did not hold".
+func stepResult(st Step) string {
+	d := (time.Duration(st.DurationMS) * time.Millisecond).String()
+	switch {
+	case st.Skipped && st.Error == "":
+		return "skipped: its condition did not hold"
+	case st.Skipped:
+		return st.Error
+	case st.TimedOut:
+		return "timed out after " + d
+	case st.ExitCode < 0 && st.Error != "":
+		return st.Error
+	}
+	r := fmt.Sprintf("exit %d, %s", st.ExitCode, d)
+	if st.Stdout.Truncated || st.Stderr.Truncated {
+		r += ", output truncated"
+	}
+	return r
+}
+
+// stepLines are the first meaningful lines of a step: its output, and its
+// errors when it failed.
+func stepLines(b *Bundle, st Step) []string {
+	if st.Skipped {
+		return nil
+	}
+	out := clipLines(FirstLines(b.Files[st.Stdout.File], summaryLines))
+	if !st.OK() {
+		for _, l := range clipLines(FirstLines(b.Files[st.Stderr.File], summaryLines)) {
+			out = append(out, "stderr: "+l)
+		}
+	}
+	return out
+}
+
+func clipLines(ls []string) []string {
+	for i, l := range ls {
+		ls[i] = clip(l, summaryLineRunes)
+	}
+	return ls
+}
+
+// footnote totals truncation and redaction across the run.
+func footnote(m Manifest) string {
+	var parts []string
+	var streams int
+	var kept, total int64
+	redacted := 0
+	for _, st := range m.Steps {
+		for _, o := range []Output{st.Stdout, st.Stderr} {
+			if o.Truncated {
+				streams++
+				kept += o.Kept
+				total += o.Bytes
+			}
+		}
+		redacted += st.Redactions
+	}
+	if streams > 0 {
+		parts = append(parts, fmt.Sprintf("Output truncated in %d stream(s): %s of %s kept.", streams, size(kept), size(total)))
+	}
+	if redacted > 0 {
+		parts = append(parts, fmt.Sprintf("%d secret(s) redacted.", redacted))
+	}
+	return strings.Join(parts, " ")
+}
+
+func size(n int64) string {
+	switch {
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d B", n)
+}
+
+// clip cuts s to at most n characters (runes), marking the cut.
+func clip(s string, n int) string {
+	if utf8.RuneCountInString(s) <= n {
+		return s
+	}
+	r := []rune(s)
+	return string(r[:n-1]) + "…"
+}
+
+// slackEscape escapes the three characters Slack's mrkdwn treats as
+// control sequences (https://api.slack.com/reference/surfaces/formatting#escaping).
+func slackEscape(s string) string {
+	return strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;").Replace(s)
+}
