@@ -31,8 +31,6 @@ import (
 type Config struct {
 	// Workers is how many jobs run at once on this node (default 4).
 	Workers int `yaml:"workers"`
-	// RunsPerJob caps concurrent playbook runs within one job (default 8).
-	RunsPerJob int `yaml:"runs_per_job"`
 	// Grace is how long running jobs may finish after shutdown starts
 	// (default 30s); what is not done by then stays queued.
 	Grace time.Duration `yaml:"grace"`
@@ -48,9 +46,6 @@ func (c Config) WithDefaults() Config {
 	if c.Workers == 0 {
 		c.Workers = 4
 	}
-	if c.RunsPerJob == 0 {
-		c.RunsPerJob = 8
-	}
 	if c.Grace == 0 {
 		c.Grace = 30 * time.Second
 	}
@@ -65,8 +60,6 @@ func (c *Config) Validate() error {
 	switch {
 	case c.Workers < 0:
 		return fmt.Errorf("workers: %d is negative", c.Workers)
-	case c.RunsPerJob < 0:
-		return fmt.Errorf("runs_per_job: %d is negative", c.RunsPerJob)
 	case c.Grace < 0:
 		return fmt.Errorf("grace: %s is negative", c.Grace)
 	case c.Heartbeat < 0:
@@ -266,12 +259,29 @@ func (r *Runner) handle(ctx context.Context, job Job) {
 		log.Error("job delivered past its limit without finishing; reporting its runs as not started")
 		exec = r.giveUp
 	}
+	// Each playbook's runs go at most targets.concurrency at a time;
+	// the bastion's session cap bounds the total.
+	sems := map[string]chan struct{}{}
+	for _, run := range plan.Runs {
+		if sems[run.Playbook.Name] == nil {
+			sems[run.Playbook.Name] = make(chan struct{}, max(run.Playbook.Targets.Concurrency, 1))
+		}
+	}
 	var g errgroup.Group
-	g.SetLimit(r.cfg.RunsPerJob)
 	var mu sync.Mutex
 	var failed []error
 	for _, run := range plan.Runs {
 		g.Go(func() error {
+			sem := sems[run.Playbook.Name]
+			select {
+			case sem <- struct{}{}:
+			case <-ctx.Done():
+				mu.Lock()
+				failed = append(failed, errShutdown)
+				mu.Unlock()
+				return nil
+			}
+			defer func() { <-sem }()
 			if err := exec(ctx, t, run); err != nil {
 				mu.Lock()
 				failed = append(failed, err)
@@ -391,6 +401,13 @@ func (r *Runner) runOnce(ctx context.Context, t hooks.Trigger, run Run) error {
 			}
 			return r.publish(ctx, t, key, t.JobID(), b, prev.Bundle)
 		}
+	}
+	if run.Err == nil {
+		unlock, err := r.lockHost(ctx, run.Host.Name, run.Playbook.Name, t.JobID(), stale)
+		if err != nil {
+			return err
+		}
+		defer unlock()
 	}
 	b := r.Execute(ctx, t, run)
 	if ctx.Err() != nil {

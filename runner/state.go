@@ -21,6 +21,9 @@ type State interface {
 	// Update replaces the value if the key is still at revision, or fails
 	// with queue.ErrConflict.
 	Update(ctx context.Context, key string, value []byte, revision uint64) (uint64, error)
+	// Delete removes the key if it is still at revision (0: whatever it
+	// is at), or fails with queue.ErrConflict.
+	Delete(ctx context.Context, key string, revision uint64) error
 }
 
 // runState is what the runner records per incident × host × playbook.
@@ -121,4 +124,58 @@ func (r *Runner) finishRun(ctx context.Context, c claim, job, bundle, outcome st
 		return fmt.Errorf("mark run %s done: %w", c.key, err)
 	}
 	return nil
+}
+
+// hostLock is the value of a host × playbook lock.
+type hostLock struct {
+	Job   string    `json:"job"`
+	Since time.Time `json:"since"`
+}
+
+// lockHost takes the host × playbook lock: at most one run of a playbook
+// on a host at a time, across jobs and nodes (two alerts about one host
+// must not stack the same diagnostics on it). It waits while another live
+// job holds the lock; a lock left by this job (a crashed attempt) or older
+// than stale is broken. The returned func releases it.
+func (r *Runner) lockHost(ctx context.Context, host, playbook, job string, stale time.Duration) (func(), error) {
+	key := queue.Key("lock", host, playbook)
+	val, _ := json.Marshal(hostLock{Job: job, Since: r.now().UTC()})
+	wait := 100 * time.Millisecond
+	for {
+		rev, err := r.state.Create(ctx, key, val)
+		if err == nil {
+			return func() {
+				// Release even when the job's context has ended.
+				ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+				defer cancel()
+				if err := r.state.Delete(ctx, key, rev); err != nil {
+					r.log.Warn("release host lock", "key", key, "err", err)
+				}
+			}, nil
+		}
+		if !errors.Is(err, queue.ErrExists) {
+			return nil, fmt.Errorf("lock %s: %w", key, err)
+		}
+		raw, rev, err := r.state.Get(ctx, key)
+		if errors.Is(err, queue.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("lock %s: %w", key, err)
+		}
+		var cur hostLock
+		_ = json.Unmarshal(raw, &cur)
+		if cur.Job == job || r.now().Sub(cur.Since) > stale {
+			if err := r.state.Delete(ctx, key, rev); err != nil && !errors.Is(err, queue.ErrConflict) {
+				return nil, fmt.Errorf("break lock %s: %w", key, err)
+			}
+			continue
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("wait for %s on %s, held by job %s: %w", playbook, host, cur.Job, errShutdown)
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 2*time.Second)
+	}
 }

@@ -1,62 +1,88 @@
 package sshtest
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
-// sessionPath is the PATH Debian's sshd gives root's sessions; a host that
-// hides commands gets links to what these directories hold, in this order.
-var sessionPath = []string{"/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"}
+// binDirs are where commands are installed; Hide removes commands from
+// each of them.
+var binDirs = []string{"/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"}
 
-// prepare makes the host's private directories and, when it hides
-// commands, its PATH directory.
+// startScript sets the hostname, makes the mounts given as triples
+// (bind SRC DST: DST shows SRC; hide LAYER DST: DST shows DST without what
+// LAYER's whiteouts remove) and runs sshd: $1 hostname, $2 sshd, $3
+// config, then the triples.
+const startScript = `hostname "$1" || exit 1; sshd=$2 cfg=$3; shift 3
+while [ $# -ge 3 ]; do
+	case $1 in
+	bind) mount --bind "$2" "$3" || exit 1 ;;
+	hide) mount -t overlay -o "lowerdir=$2:$3" overlay "$3" || exit 1 ;;
+	esac
+	shift 3
+done
+exec "$sshd" -D -e -f "$cfg"`
+
+// mount is one mount made in a host's mount namespace: kind is "bind" or
+// "hide" (see startScript).
+type mount struct{ kind, src, dst string }
+
+// prepare makes the host's private directories and the whiteout layers
+// that hide its commands, and lists the mounts.
 func (nd *node) prepare(private, hide []string) error {
-	if len(private) > 0 {
-		nd.private = map[string]string{}
-		for _, d := range private {
-			own := filepath.Join(nd.dir, "private", d)
-			if err := os.MkdirAll(own, 0o755); err != nil {
-				return fmt.Errorf("private dir %s of %s: %w", d, nd.name, err)
-			}
-			nd.private[d] = own
+	for _, d := range private {
+		own := filepath.Join(nd.dir, "private", d)
+		if err := os.MkdirAll(own, 0o755); err != nil {
+			return fmt.Errorf("private dir %s of %s: %w", d, nd.name, err)
 		}
+		if nd.private == nil {
+			nd.private = map[string]string{}
+		}
+		nd.private[d] = own
+		nd.mounts = append(nd.mounts, mount{"bind", own, d})
 	}
 	if len(hide) == 0 {
 		return nil
 	}
-	bin := filepath.Join(nd.dir, "bin")
-	if err := os.Mkdir(bin, 0o755); err != nil {
-		return err
-	}
-	for _, dir := range sessionPath {
-		entries, err := os.ReadDir(dir)
-		if errors.Is(err, os.ErrNotExist) {
+	seen := map[string]bool{}
+	for _, dir := range binDirs {
+		real, err := filepath.EvalSymlinks(dir) // /bin is often /usr/bin
+		if err != nil || seen[real] {
 			continue
 		}
-		if err != nil {
-			return fmt.Errorf("hide commands on %s: %w", nd.name, err)
-		}
-		for _, e := range entries {
-			if e.IsDir() || slices.Contains(hide, e.Name()) {
+		seen[real] = true
+		layer := filepath.Join(nd.dir, "hide", real)
+		made := false
+		for _, name := range hide {
+			if _, err := os.Lstat(filepath.Join(real, name)); err != nil {
 				continue
 			}
-			// An earlier directory wins, as in a PATH search; /bin
-			// and /usr/bin are often one directory.
-			err := os.Symlink(filepath.Join(dir, e.Name()), filepath.Join(bin, e.Name()))
-			if err != nil && !errors.Is(err, os.ErrExist) {
-				return fmt.Errorf("hide commands on %s: %w", nd.name, err)
+			if !made {
+				// overlayfs splits its options at ',' and ':'.
+				if strings.ContainsAny(layer, ",:\\") {
+					return fmt.Errorf("hide commands on %s: the temporary directory %s holds ',', ':' or '\\', which overlayfs options cannot carry; rename the test", nd.name, layer)
+				}
+				if err := os.MkdirAll(layer, 0o755); err != nil {
+					return err
+				}
+				made = true
+			}
+			// A whiteout: a character device 0/0 in an upper layer
+			// hides the lower layer's entry of that name.
+			if err := syscall.Mknod(filepath.Join(layer, name), syscall.S_IFCHR, 0); err != nil {
+				return fmt.Errorf("hide %s on %s: %w", name, nd.name, err)
 			}
 		}
+		if made {
+			nd.mounts = append(nd.mounts, mount{"hide", layer, real})
+		}
 	}
-	nd.path = bin
 	return nil
 }
 

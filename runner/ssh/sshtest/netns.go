@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+
+	"golang.org/x/sync/errgroup"
 )
 
 // Addressing. Each Net gets a slot: a /24 in 10.200.0.0–10.215.255.0, cut
@@ -182,7 +184,9 @@ func overlaps(a *net.IPNet, used []*net.IPNet) bool {
 // buildNetwork creates the namespaces and links. The bastion's namespace
 // exists already (allocate claimed the slot with it). New namespaces do
 // not forward IPv4 (net.ipv4.ip_forward defaults to 0 in each), so the
-// bastion routes nothing between its links.
+// bastion routes nothing between its links. The links are veth pairs, or
+// with a delay the delay process's TUN devices, which exist already and
+// are moved into place.
 func (n *Net) buildNetwork(addr func(int) string) error {
 	b := n.bastion.ns
 	root := []string{}
@@ -190,8 +194,12 @@ func (n *Net) buildNetwork(addr func(int) string) error {
 		root = append(root, "netns add "+h.ns)
 	}
 	veth := rootVeth(n.slot)
+	if n.delay == nil {
+		root = append(root, fmt.Sprintf("link add %s type veth peer name eth0 netns %s", veth, b))
+	} else {
+		root = append(root, n.delay.moves...)
+	}
 	root = append(root,
-		fmt.Sprintf("link add %s type veth peer name eth0 netns %s", veth, b),
 		fmt.Sprintf("addr add %s/30 dev %s", addr(1), veth),
 		fmt.Sprintf("link set %s up", veth),
 	)
@@ -205,8 +213,10 @@ func (n *Net) buildNetwork(addr func(int) string) error {
 	}
 	for k, h := range n.hosts {
 		dev := "h" + strconv.Itoa(k)
+		if n.delay == nil {
+			inB = append(inB, fmt.Sprintf("link add %s type veth peer name eth0 netns %s", dev, h.ns))
+		}
 		inB = append(inB,
-			fmt.Sprintf("link add %s type veth peer name eth0 netns %s", dev, h.ns),
 			fmt.Sprintf("addr add %s/30 dev %s", addr(4*k+5), dev),
 			fmt.Sprintf("link set %s up", dev),
 		)
@@ -214,16 +224,19 @@ func (n *Net) buildNetwork(addr func(int) string) error {
 	if err := ipBatch(b, inB); err != nil {
 		return err
 	}
+	// One ip process per host namespace, at once: a Net of 20 hosts
+	// starts in about the time of one.
+	var g errgroup.Group
 	for k, h := range n.hosts {
-		if err := ipBatch(h.ns, []string{
-			fmt.Sprintf("addr add %s/30 dev eth0", addr(4*k+6)),
-			"link set eth0 up",
-			"link set lo up",
-		}); err != nil {
-			return err
-		}
+		g.Go(func() error {
+			return ipBatch(h.ns, []string{
+				fmt.Sprintf("addr add %s/30 dev eth0", addr(4*k+6)),
+				"link set eth0 up",
+				"link set lo up",
+			})
+		})
 	}
-	return nil
+	return g.Wait()
 }
 
 // removeSlot deletes every namespace of the slot (their processes must be

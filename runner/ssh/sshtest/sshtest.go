@@ -32,7 +32,6 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -112,10 +111,11 @@ type Options struct {
 	// its own with a per-host directory bind-mounted over each. Tests put
 	// files there through HostDir; the machine's directory is untouched.
 	PrivateDirs []string
-	// Hide maps a host name to commands (lsof, docker …) that its sessions
-	// cannot find: their PATH is a directory of links to the machine's
-	// commands without those, as on a host where they are not installed.
-	// A command called by absolute path is still found.
+	// Hide maps a host name to commands (lsof, docker …) that are not
+	// installed there: in the host's own mount namespace, a read-only
+	// overlay with whiteouts over each of /usr/local/sbin, /usr/local/bin,
+	// /usr/sbin, /usr/bin, /sbin and /bin that holds one removes them, so
+	// no PATH and no absolute path finds them. Needs overlayfs.
 	Hide map[string][]string
 }
 
@@ -160,10 +160,11 @@ type node struct {
 	ip      string
 	dir     string
 	forward bool // the bastion allows TCP forwarding; hosts do not
+	// mounts are made in the host's own mount namespace before its sshd
+	// starts; none means it shares the machine's.
+	mounts []mount
 	// private maps each of Options.PrivateDirs to the host's own copy.
 	private map[string]string
-	// path is the sessions' PATH when the host hides commands, else "".
-	path string
 
 	mu      sync.Mutex
 	cmd     *exec.Cmd       // the running sshd, nil when stopped
@@ -206,9 +207,9 @@ func New(t testing.TB, opts Options) *Net {
 			t.Fatalf("sshtest: private dir %q given twice", d)
 		}
 	}
-	if len(opts.PrivateDirs) > 0 {
+	if len(opts.PrivateDirs) > 0 || len(opts.Hide) > 0 {
 		if _, err := exec.LookPath("mount"); err != nil {
-			t.Fatalf("sshtest: private dirs need mount (util-linux) in PATH")
+			t.Fatalf("sshtest: PrivateDirs and Hide need mount (util-linux) in PATH")
 		}
 	}
 	if err := os.MkdirAll("/run/sshd", 0o755); err != nil { // sshd's privilege separation directory
@@ -501,12 +502,7 @@ func (n *Net) sshdConfig(nd *node) string {
 	// commands run by sshd, and the machine's root dotfiles (a pyenv
 	// init, say) would make every command slow and the tests depend on
 	// them.
-	if nd.path == "" {
-		fmt.Fprintf(&b, "SetEnv HOME=%s\n", filepath.Join(nd.dir, "home"))
-	} else {
-		// SetEnv wins over the PATH sshd sets itself.
-		fmt.Fprintf(&b, "SetEnv HOME=%s PATH=%s\n", filepath.Join(nd.dir, "home"), nd.path)
-	}
+	fmt.Fprintf(&b, "SetEnv HOME=%s\n", filepath.Join(nd.dir, "home"))
 	b.WriteString(`PermitRootLogin prohibit-password
 PubkeyAuthentication yes
 PasswordAuthentication no
@@ -549,20 +545,16 @@ func (n *Net) start(nd *node) error {
 	}
 	defer logf.Close()
 	// ip netns exec, unshare and sh all exec, so cmd's pid is sshd's.
-	// With private directories, sshd gets a mount namespace of its own
-	// (unshare makes its mounts private: nothing propagates back) and the
-	// host's directories are bind-mounted there before sshd starts.
+	// With mounts, sshd gets a mount namespace of its own (unshare makes
+	// its mounts private: nothing propagates back to the machine), where
+	// they are made before sshd starts.
 	args := []string{"netns", "exec", nd.ns, "unshare", "--uts"}
-	if len(nd.private) > 0 {
+	if len(nd.mounts) > 0 {
 		args = append(args, "--mount")
 	}
-	args = append(args, "sh", "-c",
-		`hostname "$1" || exit 1; sshd=$2 cfg=$3; shift 3; `+
-			`while [ $# -gt 0 ]; do mount --bind "$1" "$2" || exit 1; shift 2; done; `+
-			`exec "$sshd" -D -e -f "$cfg"`,
-		"sh", nd.name, sshdPath, cfg)
-	for _, d := range slices.Sorted(maps.Keys(nd.private)) {
-		args = append(args, nd.private[d], d)
+	args = append(args, "sh", "-c", startScript, "sh", nd.name, sshdPath, cfg)
+	for _, m := range nd.mounts {
+		args = append(args, m.kind, m.src, m.dst)
 	}
 	cmd := exec.Command("ip", args...)
 	cmd.Stdout, cmd.Stderr = logf, logf

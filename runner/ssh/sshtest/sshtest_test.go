@@ -184,7 +184,7 @@ func TestHostState(t *testing.T) {
 	n := sshtest.New(t, sshtest.Options{
 		Hosts:       []string{"full", "bare"},
 		PrivateDirs: []string{"/var/log"},
-		Hide:        map[string][]string{"bare": {"df", "lsof"}},
+		Hide:        map[string][]string{"bare": {"df", "ip", "no-such-command"}},
 	})
 	cfg := clientConfig(t, n)
 	bastion, err := xssh.Dial("tcp", n.Bastion().Addr, cfg)
@@ -217,7 +217,9 @@ func TestHostState(t *testing.T) {
 		}{
 			{full, "command -v df >/dev/null && echo found || echo missing", "found\n"},
 			{bare, "command -v df >/dev/null && echo found || echo missing", "missing\n"},
-			{bare, "command -v lsof >/dev/null && echo found || echo missing", "missing\n"},
+			{bare, "ls /usr/bin/df /bin/df /usr/sbin/ip /sbin/ip /usr/bin/ip 2>/dev/null | wc -l", "0\n"},
+			{full, "command -v ip >/dev/null && echo found || echo missing", "found\n"},
+			{bare, "PATH=/usr/local/sbin:/usr/sbin:/sbin:$PATH; command -v ip >/dev/null && echo found || echo missing", "missing\n"},
 			// Everything else is still there, for bash and for sh.
 			{bare, "echo 'command -v ps >/dev/null && uname -s' | sh -s", "Linux\n"},
 		} {

@@ -478,8 +478,8 @@ type reservation struct {
 }
 
 type xmlInstance struct {
-	ID        string `xml:"instanceId"`
-	State     struct {
+	ID    string `xml:"instanceId"`
+	State struct {
 		Code int    `xml:"code"`
 		Name string `xml:"name"`
 	} `xml:"instanceState"`
