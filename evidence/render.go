@@ -38,6 +38,9 @@ func Headline(m Manifest) string {
 // redacted. It reads well as plain text too (PagerDuty shows notes as
 // text).
 func Markdown(rep Report) string {
+	if rep.Fanout != nil {
+		return fanoutMarkdown(rep)
+	}
 	m := rep.Bundle.Manifest
 	var sb strings.Builder
 	fmt.Fprintf(&sb, "**firstlook: %s**", Headline(m))
@@ -64,12 +67,97 @@ func Markdown(rep Report) string {
 }
 
 // Text is the plain one-line fallback Slack shows in notifications.
-func Text(rep Report) string { return "firstlook: " + Headline(rep.Bundle.Manifest) }
+func Text(rep Report) string {
+	if rep.Fanout != nil {
+		return "firstlook: " + fanoutHeadline(rep)
+	}
+	return "firstlook: " + Headline(rep.Bundle.Manifest)
+}
+
+func fanoutMarkdown(rep Report) string {
+	f := rep.Fanout
+	m := rep.Bundle.Manifest
+	var sb strings.Builder
+	fmt.Fprintf(&sb, "**firstlook: %s**", fanoutHeadline(rep))
+	if d := runDuration(m); d > 0 {
+		fmt.Fprintf(&sb, " (%s)", d)
+	}
+	sb.WriteString("\n")
+	if len(f.Differences) > 0 {
+		sb.WriteString("\nDiffers from the rest:\n")
+		for _, d := range f.Differences {
+			fmt.Fprintf(&sb, "- %s\n", d)
+		}
+	} else if len(f.Runs) >= 3 {
+		sb.WriteString("\nNo host stands out from the rest.\n")
+	}
+	sb.WriteString("\nHosts:\n")
+	for _, r := range f.Runs {
+		fmt.Fprintf(&sb, "%s\n", fanoutHostLine(r))
+		if r.Link != "" {
+			fmt.Fprintf(&sb, "    %s\n", r.Link)
+		}
+	}
+	return sb.String()
+}
+
+func fanoutBlocks(rep Report) []slack.Block {
+	f := rep.Fanout
+	blocks := []slack.Block{
+		slack.NewHeaderBlock(slack.NewTextBlockObject(slack.PlainTextType, clip(fanoutHeadline(rep), SlackMaxHeaderText), true, false)),
+	}
+	if len(f.Differences) > 0 {
+		var ls []string
+		for _, d := range f.Differences {
+			ls = append(ls, "• "+slackEscape(d.String()))
+		}
+		blocks = append(blocks, section("*Differs from the rest:*\n"+strings.Join(ls, "\n")))
+	} else if len(f.Runs) >= 3 {
+		blocks = append(blocks, section("No host stands out from the rest."))
+	}
+	// Hosts, several per section, within the block budget.
+	var chunk []string
+	flush := func() {
+		if len(chunk) > 0 {
+			blocks = append(blocks, section(strings.Join(chunk, "\n")))
+			chunk = nil
+		}
+	}
+	size := 0
+	for _, r := range f.Runs {
+		m := r.Bundle.Manifest
+		line := fmt.Sprintf("%s %s — %s", slackRunMark(m), slackEscape(m.Host.Name), outcome(m))
+		if r.Link != "" && len(r.Link) < 1000 {
+			line = fmt.Sprintf("%s <%s|%s> — %s", slackRunMark(m), r.Link, slackEscape(m.Host.Name), outcome(m))
+		}
+		if size+len(line)+1 > SlackMaxSectionText-100 && len(blocks) < SlackMaxBlocks-1 {
+			flush()
+			size = 0
+		}
+		chunk = append(chunk, line)
+		size += len(line) + 1
+	}
+	flush()
+	return blocks
+}
+
+func slackRunMark(m Manifest) string {
+	switch m.Status {
+	case StatusOK:
+		return ":white_check_mark:"
+	case StatusNotStarted:
+		return ":warning:"
+	}
+	return ":x:"
+}
 
 // SlackBlocks renders a run as Block Kit blocks within Slack's limits: a
 // header, the incident and links, then one section per step. Steps beyond
 // the block budget are folded into a last section.
 func SlackBlocks(rep Report) []slack.Block {
+	if rep.Fanout != nil {
+		return fanoutBlocks(rep)
+	}
 	m := rep.Bundle.Manifest
 	blocks := []slack.Block{
 		slack.NewHeaderBlock(slack.NewTextBlockObject(slack.PlainTextType, clip(Headline(m), SlackMaxHeaderText), true, false)),
@@ -132,6 +220,14 @@ func SlackBlocks(rep Report) []slack.Block {
 // FullOutput is every step's command and kept output as one text file: what
 // the Slack thread carries for people who want all of it.
 func FullOutput(rep Report) []byte {
+	if rep.Fanout != nil {
+		var out []byte
+		for _, r := range rep.Fanout.Runs {
+			out = append(out, FullOutput(Report{Bundle: r.Bundle})...)
+			out = append(out, "\n"...)
+		}
+		return out
+	}
 	b := rep.Bundle
 	m := b.Manifest
 	var sb strings.Builder

@@ -12,4 +12,8 @@ type Report struct {
 	// they post (a note's last line, a Slack message's metadata) so that a
 	// retry after a crash can find a post that already landed.
 	Marker string
+	// Fanout, when set, makes this the summary of one playbook across a
+	// group of hosts; Bundle then holds only the summary's manifest
+	// (FanoutManifest) and the renderers summarise the hosts' runs.
+	Fanout *Fanout
 }

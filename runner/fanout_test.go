@@ -2,11 +2,14 @@ package runner_test
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/firstlook/firstlook/evidence"
 	"github.com/firstlook/firstlook/runner"
+	"github.com/firstlook/firstlook/runner/inventory"
 	"github.com/firstlook/firstlook/runner/ssh"
 )
 
@@ -119,5 +122,78 @@ steps: [{name: s, run: uptime}]
 	defer g.mu.Unlock()
 	if g.maxAll != 2 {
 		t.Fatalf("got at most %d runs at once, want 2 (concurrency 2, two hosts)", g.maxAll)
+	}
+}
+
+// reportSink keeps every report it is given.
+type reportSink struct {
+	mu   sync.Mutex
+	reps []evidence.Report
+}
+
+func (s *reportSink) Sink() string { return "test" }
+
+func (s *reportSink) Publish(_ context.Context, rep evidence.Report, _ runner.IncidentState, _ bool) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.reps = append(s.reps, rep)
+	return nil
+}
+
+// TestFanoutSummary: a group playbook's hosts are published as one
+// summary that names the host that differs.
+func TestFanoutSummary(t *testing.T) {
+	e := newQueueEnv(t)
+	var hosts []inventory.HostConfig
+	for i := 1; i <= 4; i++ {
+		hosts = append(hosts, inventory.HostConfig{Name: fmt.Sprintf("web-%d", i), Address: fmt.Sprintf("10.0.1.%d", i), Groups: []string{"web"}})
+	}
+	inv, err := inventory.New(inventory.Config{Defaults: inventory.Defaults{User: "u"}, Hosts: hosts})
+	if err != nil {
+		t.Fatal(err)
+	}
+	use := map[string]int{"web-1": 41, "web-2": 38, "web-3": 97, "web-4": 42}
+	d := dialerFunc(func(_ context.Context, tg ssh.Target) (runner.Conn, error) {
+		return connFunc(func(context.Context, string, ssh.RunOptions) (ssh.Result, error) {
+			out := []byte(fmt.Sprintf("/dev/vda1 100G %dG %d%% /\n", use[tg.Name], use[tg.Name]))
+			return ssh.Result{Stdout: out, StdoutBytes: int64(len(out))}, nil
+		}), nil
+	})
+	sink := &reportSink{}
+	r, err := runner.New(runner.Options{
+		Config:     runner.Config{Workers: 1},
+		Jobs:       runner.QueueJobs(e.q),
+		State:      e.q.State(),
+		Inventory:  inv,
+		Playbooks:  loadPlaybooks(t, map[string]string{"p.yaml": "name: disk\nmatch: {title: disk}\ntargets: {group: web, concurrency: 4}\nsteps: [{name: df, run: df -h}]\n"}),
+		Dialer:     d,
+		Store:      e.store,
+		Publishers: []runner.Publisher{sink},
+		Log:        quiet(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	if _, err := e.q.Put(context.Background(), trigger("INC-F", "disk filling on the web fleet")); err != nil {
+		t.Fatal(err)
+	}
+	e.waitFor(t, "the job's ack", func() bool { return len(e.manifests("INC-F")) == 4 && e.stored(t) == 0 })
+	sink.mu.Lock()
+	defer sink.mu.Unlock()
+	if len(sink.reps) != 1 || sink.reps[0].Fanout == nil {
+		t.Fatalf("got %d reports, want one fan-out summary", len(sink.reps))
+	}
+	f := sink.reps[0].Fanout
+	if len(f.Runs) != 4 || len(f.Differences) != 1 || f.Differences[0].Host != "web-3" || f.Target != "group web" {
+		t.Fatalf("got %d runs, differences %v, target %q", len(f.Runs), f.Differences, f.Target)
+	}
+	for _, run := range f.Runs {
+		if run.Link == "" {
+			t.Errorf("%s: no link to its evidence", run.Bundle.Manifest.Host.Name)
+		}
 	}
 }

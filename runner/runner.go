@@ -291,6 +291,11 @@ func (r *Runner) handle(ctx context.Context, job Job) {
 		})
 	}
 	_ = g.Wait()
+	if len(failed) == 0 && ctx.Err() == nil {
+		if err := r.publishFanouts(ctx, t, plan); err != nil {
+			failed = append(failed, err)
+		}
+	}
 	stopHB()
 	hb.Wait()
 
@@ -373,6 +378,8 @@ func (r *Runner) runOnce(ctx context.Context, t hooks.Trigger, run Run) error {
 	stale := run.Playbook.Timeout + 2*time.Minute
 	c, prev, err := r.claimRun(ctx, key, t.JobID(), stale)
 	switch {
+	case errors.Is(err, errDone) && isGroup(run):
+		return nil // published with its group, in publishFanouts
 	case errors.Is(err, errDone) && r.unpublished(prev):
 		// Stored, but a publisher has not had it: publish the stored
 		// bundle; the run itself is not repeated.
@@ -396,7 +403,7 @@ func (r *Runner) runOnce(ctx context.Context, t hooks.Trigger, run Run) error {
 		// died before recording it: a complete bundle is the run.
 		if b, err := evidence.Read(ctx, r.store, prev.Bundle); err == nil {
 			log.Info("adopting the bundle an earlier attempt stored", "bundle", prev.Bundle)
-			if err := r.finishRun(ctx, c, t.JobID(), prev.Bundle, string(b.Manifest.Status)); err != nil {
+			if err := r.finishRun(ctx, c, t.JobID(), prev.Bundle, string(b.Manifest.Status)); err != nil || isGroup(run) {
 				return err
 			}
 			return r.publish(ctx, t, key, t.JobID(), b, prev.Bundle)
@@ -427,7 +434,7 @@ func (r *Runner) runOnce(ctx context.Context, t hooks.Trigger, run Run) error {
 		return err
 	}
 	log.Info("run finished", "status", b.Manifest.Status, "bundle", prefix)
-	if err := r.finishRun(ctx, c, t.JobID(), prefix, string(b.Manifest.Status)); err != nil {
+	if err := r.finishRun(ctx, c, t.JobID(), prefix, string(b.Manifest.Status)); err != nil || isGroup(run) {
 		return err
 	}
 	return r.publish(ctx, t, key, t.JobID(), b, prefix)

@@ -72,11 +72,16 @@ type Config struct {
 	// for loopback addresses (tests, a local proxy): the token travels in
 	// every request.
 	APIURL string `yaml:"api_url"`
+	// OAuth says the token passed to New is an OAuth access token (a
+	// scoped OAuth app with incidents.read and incidents.write), sent as
+	// "Authorization: Bearer"; otherwise it is a REST API key (account or
+	// user, not read-only), sent as "Authorization: Token token=".
+	OAuth bool `yaml:"oauth"`
 	// MaxNote is the most bytes a note may have (DefaultMaxNote, at least
 	// MinNote). Longer summaries are cut, the marker line kept.
 	MaxNote int `yaml:"max_note"`
-	// Attempts caps the requests one publish makes for one step
-	// (DefaultAttempts).
+	// Attempts caps the tries of one publish (DefaultAttempts); a try
+	// lists the incident's notes when it must, then posts.
 	Attempts int `yaml:"attempts"`
 	// Backoff is the first wait between attempts when the server gave no
 	// Retry-After or ratelimit-reset (DefaultBackoff); it doubles, capped
@@ -216,9 +221,10 @@ type Publisher struct {
 	redact *strings.Replacer
 }
 
-// New returns a Publisher that posts as cfg.From with the REST API token
-// (an account or user API key with write access, or a scoped OAuth token
-// with incidents.read and incidents.write).
+// New returns a Publisher that posts as cfg.From with token, a REST API
+// key or, with cfg.OAuth, an OAuth access token. The token needs to read
+// an incident's notes and write them (scopes incidents.read and
+// incidents.write).
 func New(cfg Config, token string, opts ...Option) (*Publisher, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("pagerduty: %w", err)
@@ -227,15 +233,18 @@ func New(cfg Config, token string, opts ...Option) (*Publisher, error) {
 		return nil, errors.New("pagerduty: no API token")
 	}
 	cfg = cfg.withDefaults()
-	o := options{
-		render:    evidence.Markdown,
-		transport: http.DefaultTransport.(*http.Transport).Clone(),
-		sleep:     sleep,
+	o := options{render: evidence.Markdown, transport: http.DefaultTransport, sleep: sleep}
+	if t, ok := http.DefaultTransport.(*http.Transport); ok {
+		o.transport = t.Clone()
 	}
 	for _, opt := range opts {
 		opt(&o)
 	}
-	c := gopd.NewClient(token, gopd.WithAPIEndpoint(strings.TrimSuffix(cfg.APIURL, "/")))
+	copts := []gopd.ClientOptions{gopd.WithAPIEndpoint(strings.TrimSuffix(cfg.APIURL, "/"))}
+	if cfg.OAuth {
+		copts = append(copts, gopd.WithOAuth())
+	}
+	c := gopd.NewClient(token, copts...)
 	// go-pagerduty v1.8.0 does not retry; this publisher does. The
 	// recorder hands each attempt its response's status and headers,
 	// which go-pagerduty's errors do not carry (ratelimit-reset).

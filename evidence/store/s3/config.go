@@ -97,9 +97,10 @@ func (c Config) Validate() error {
 		u, err := url.Parse(c.Endpoint)
 		switch {
 		case err != nil:
-			errs = append(errs, fmt.Errorf("endpoint: %w", err))
+			// url.Error repeats the URL, which may hold a password.
+			errs = append(errs, errors.New("endpoint: not a URL; want http(s)://host[:port]"))
 		case u.Scheme != "http" && u.Scheme != "https", u.Host == "":
-			errs = append(errs, fmt.Errorf("endpoint: %q: want http(s)://host[:port]", c.Endpoint))
+			errs = append(errs, fmt.Errorf("endpoint: %q: want http(s)://host[:port]", u.Redacted()))
 		case u.User != nil:
 			// A user:password in the URL would be a static credential
 			// outside the chain, and would be printed with the config.

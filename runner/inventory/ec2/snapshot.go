@@ -30,9 +30,9 @@ type snapshot struct {
 
 // entry is one listed instance: its host, or why it cannot be one.
 type entry struct {
-	id   string
-	host inventory.Host
-	err  error
+	id, name string // instance id, Name tag
+	host     inventory.Host
+	err      error
 }
 
 func (s *Source) build(at time.Time, list []instance) *snapshot {
@@ -49,7 +49,7 @@ func (s *Source) build(at time.Time, list []instance) *snapshot {
 		}
 		name := in.tags[s.cfg.NameTag]
 		h, err := s.host(in, names[name] == 1)
-		snap.entries = append(snap.entries, entry{id: in.id, host: h, err: err})
+		snap.entries = append(snap.entries, entry{id: in.id, name: name, host: h, err: err})
 	}
 	slices.SortFunc(snap.entries, func(a, b entry) int {
 		return cmp.Or(cmp.Compare(a.host.Name, b.host.Name), cmp.Compare(a.id, b.id))
@@ -59,18 +59,11 @@ func (s *Source) build(at time.Time, list []instance) *snapshot {
 		if e.err == nil {
 			snap.byIP[e.host.Address] = i
 		}
-	}
-	for i, in := range snap.entries {
-		_ = in
-		if n := list[indexOf(list, snap.entries[i].id)].tags[s.cfg.NameTag]; n != "" {
-			snap.byName[n] = append(snap.byName[n], i)
+		if e.name != "" {
+			snap.byName[e.name] = append(snap.byName[e.name], i)
 		}
 	}
 	return snap
-}
-
-func indexOf(list []instance, id string) int {
-	return slices.IndexFunc(list, func(in instance) bool { return in.id == id })
 }
 
 func (snap *snapshot) miss(hint string) (error, bool) {

@@ -16,10 +16,17 @@ import (
 // fastest runs f n times and returns the shortest time it took: the
 // round trips a link adds are a floor that no sample can go below, and
 // the fastest sample is the one least disturbed by a busy machine.
+//
+// It pauses between samples. sshd sets TCP_NODELAY only for interactive
+// sessions, so on the bastion connection an answer sent while the
+// previous one is still unacknowledged waits for the client's delayed
+// ACK (up to 40 ms, Nagle's algorithm): real TCP behaviour, which netem
+// would show too, but not the link's round trip this test checks.
 func fastest(t *testing.T, n int, f func() error) time.Duration {
 	t.Helper()
 	var ds []time.Duration
 	for range n {
+		time.Sleep(50 * time.Millisecond)
 		t0 := time.Now()
 		if err := f(); err != nil {
 			t.Fatal(err)
@@ -82,6 +89,7 @@ func TestHopDelay(t *testing.T) {
 		}
 	}
 
+	before := n.DelayStats()
 	// 8 MiB through both links, whole. Were the delay added per packet
 	// in turn rather than to packets in flight together, this would take
 	// minutes (some 6,000 packets each delayed 20 ms in a row).
@@ -123,10 +131,12 @@ func TestHopDelay(t *testing.T) {
 	}
 	sess.Wait()
 
+	// Drops happen only while New sets the links up (IPv6 router
+	// solicitations sent before the far end is up); none afterwards.
 	st := n.DelayStats()
-	t.Logf("delay links: %+v", st)
-	if st.HopDelay != delay || st.Packets == 0 || st.Bytes < size || st.Dropped != 0 {
-		t.Errorf("DelayStats: got %+v, want HopDelay %s, at least %d bytes and no drops", st, delay, size)
+	t.Logf("delay links: before the bulk transfer %+v, after %+v", before, st)
+	if st.HopDelay != delay || st.Bytes-before.Bytes < 2*size || st.Dropped != before.Dropped {
+		t.Errorf("DelayStats: got %+v after %+v, want HopDelay %s, %d more bytes (two links) and no more drops", st, before, delay, 2*size)
 	}
 
 	// Stop and Start restart a server behind its link; the link stays.

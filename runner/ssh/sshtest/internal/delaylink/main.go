@@ -28,11 +28,12 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -95,10 +96,12 @@ func main() {
 
 func run(delay time.Duration, pairs []string) error {
 	if delay <= 0 || len(pairs) == 0 {
-		return errors.New("usage: delaylink -delay 10ms NAME_A:NAME_B ...")
+		return errors.New("usage: delaylink -delay 10ms NAME_A:NAME_B [NAME_A:NAME_B ...]")
 	}
+	// A P for each reader and writer thread (two per direction, two
+	// directions per link) and the main goroutine: see pump.
+	runtime.GOMAXPROCS(max(runtime.NumCPU(), 4*len(pairs)+2))
 	var c counters
-	var wg sync.WaitGroup
 	for _, p := range pairs {
 		a, b, ok := strings.Cut(p, ":")
 		if !ok || a == "" || b == "" {
@@ -114,8 +117,8 @@ func run(delay time.Duration, pairs []string) error {
 		}
 		// The pumps end with the process: the devices live as long as
 		// it does, and the test that started it ends it.
-		wg.Go(func() { pump(fa, fb, delay, &c) })
-		wg.Go(func() { pump(fb, fa, delay, &c) })
+		go pump(fa, fb, delay, &c)
+		go pump(fb, fa, delay, &c)
 	}
 	fmt.Println("ready")
 	in := bufio.NewScanner(os.Stdin)
@@ -131,76 +134,98 @@ func run(delay time.Duration, pairs []string) error {
 }
 
 // openTUN creates a layer-3 TUN device without packet information
-// headers, so that each read or write is one IP packet.
-func openTUN(name string) (*os.File, error) {
+// headers, so that each read or write is one IP packet. The descriptor
+// stays blocking: each one is read by a thread of its own (see pump).
+func openTUN(name string) (int, error) {
 	fd, err := unix.Open("/dev/net/tun", unix.O_RDWR|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return nil, fmt.Errorf("open /dev/net/tun: %w", err)
+		return -1, fmt.Errorf("open /dev/net/tun: %w", err)
 	}
 	ifr, err := unix.NewIfreq(name)
 	if err != nil {
 		unix.Close(fd)
-		return nil, fmt.Errorf("tun %s: %w", name, err)
+		return -1, fmt.Errorf("tun %s: %w", name, err)
 	}
 	ifr.SetUint16(unix.IFF_TUN | unix.IFF_NO_PI)
 	if err := unix.IoctlIfreq(fd, unix.TUNSETIFF, ifr); err != nil {
 		unix.Close(fd)
-		return nil, fmt.Errorf("create tun %s: %w", name, err)
+		return -1, fmt.Errorf("create tun %s: %w", name, err)
 	}
-	// Non-blocking, so that os.NewFile hands it to the runtime poller and a
-	// read parks a goroutine rather than a thread.
-	if err := unix.SetNonblock(fd, true); err != nil {
-		unix.Close(fd)
-		return nil, fmt.Errorf("tun %s: %w", name, err)
-	}
-	return os.NewFile(uintptr(fd), name), nil
+	return fd, nil
 }
 
 type packet struct {
-	b   []byte
+	buf *[]byte // from bufs
+	n   int
 	due unix.Timespec // CLOCK_MONOTONIC
 }
+
+// bufSize holds any packet: TUN devices have an MTU of 1500 unless
+// changed, and the largest IPv4 packet is 65535 bytes.
+const bufSize = 1 << 16
+
+var bufs = sync.Pool{New: func() any { b := make([]byte, bufSize); return &b }}
 
 // pump moves packets from src to dst, each released delay after it was
 // read. The reader stamps a packet with its due time and queues it at
 // once, so packets in flight overlap as on a wire: the delay is added
-// once per packet, never once per packet queued ahead of it. The writer
-// sleeps until the head packet is due with an absolute clock_nanosleep
-// (microsecond precision; the Go timer behind time.Sleep wakes on a
-// millisecond epoll timeout, which would add up to 1 ms per packet).
-func pump(src, dst *os.File, delay time.Duration, c *counters) {
+// once per packet, never once per packet queued ahead of it.
+//
+// Precision: the reader and the writer each hold an OS thread and block
+// in plain system calls, read(2) and an absolute clock_nanosleep(2) with
+// a 1 ns timer slack, so the kernel wakes them on time; main gives the
+// runtime a P for every such thread, so none waits for another to get
+// back to Go code. (Go timers would wake on a millisecond epoll timeout
+// and add up to 1 ms per packet; a P shared by busy goroutines, up to the
+// scheduler's 10 ms time slice.)
+func pump(src, dst int, delay time.Duration, c *counters) {
 	q := make(chan packet, queueLen)
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	defer close(q)
-	wg.Go(func() {
+	go func() { // lives as long as the process
+		realtime()
+		_ = unix.Prctl(unix.PR_SET_TIMERSLACK, 1, 0, 0, 0)
 		for p := range q {
-			for {
-				err := unix.ClockNanosleep(unix.CLOCK_MONOTONIC, unix.TIMER_ABSTIME, &p.due, nil)
-				if err != syscall.EINTR {
-					break
-				}
+			for unix.ClockNanosleep(unix.CLOCK_MONOTONIC, unix.TIMER_ABSTIME, &p.due, nil) == unix.EINTR {
 			}
 			late := time.Duration(now() - p.due.Nano())
-			if _, err := dst.Write(p.b); err != nil {
+			if _, err := unix.Write(dst, (*p.buf)[:p.n]); err != nil {
+				// The receiving device is down (not configured yet, or
+				// its namespace is going away): lost, as on a wire.
 				c.dropped.Add(1)
-				continue
+			} else {
+				c.record(p.n, late)
 			}
-			c.record(len(p.b), late)
+			bufs.Put(p.buf)
 		}
-	})
-	buf := make([]byte, 1<<16)
+	}()
+	realtime()
 	for {
-		n, err := src.Read(buf)
+		buf := bufs.Get().(*[]byte)
+		n, err := unix.Read(src, *buf)
+		if err == unix.EINTR || err == unix.EAGAIN {
+			bufs.Put(buf)
+			continue
+		}
 		if err != nil {
-			if errors.Is(err, syscall.EINTR) || errors.Is(err, syscall.EAGAIN) {
-				continue
-			}
+			fmt.Fprintf(os.Stderr, "delaylink: read: %v\n", err)
 			return
 		}
-		due := unix.NsecToTimespec(now() + int64(delay))
-		q <- packet{b: append([]byte(nil), buf[:n]...), due: due}
+		q <- packet{buf: buf, n: n, due: unix.NsecToTimespec(now() + int64(delay))}
 	}
+}
+
+// realtime locks the calling goroutine to its thread and gives the thread
+// the lowest real-time priority (SCHED_FIFO 1), so that it runs as soon
+// as it wakes, ahead of the sshd and ssh processes that keep the CPUs
+// busy in a benchmark: netem does its work in the kernel's softirq, ahead
+// of every process, and a delay process waiting for a CPU would add the
+// machine's load to the links. The threads only ever block or copy one
+// packet, and the kernel caps real-time threads at 95% of a CPU
+// (sched_rt_runtime_us); without the privilege it runs at normal
+// priority.
+func realtime() {
+	runtime.LockOSThread()
+	param := struct{ priority int32 }{1}
+	_, _, _ = unix.Syscall(unix.SYS_SCHED_SETSCHEDULER, 0, uintptr(unix.SCHED_FIFO), uintptr(unsafe.Pointer(&param)))
 }
 
 // now reads CLOCK_MONOTONIC in nanoseconds, the clock the writer sleeps

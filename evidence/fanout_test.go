@@ -1,0 +1,82 @@
+package evidence_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/slack-go/slack"
+
+	"github.com/firstlook/firstlook/evidence"
+)
+
+// host is one host's run of a two-step disk playbook.
+func host(name string, dfUse int, exit int, status evidence.Status, why string) *evidence.Bundle {
+	rep := run(status, why,
+		stepSpec{name: "df", cmd: "df -h", out: fmt.Sprintf("Filesystem Size Used Avail Use%% Mounted on\n/dev/vda1 100G %dG 1G %d%% /\ntmpfs 1G 0 1G 0%% /dev/shm\n", dfUse, dfUse), ms: 10},
+		stepSpec{name: "inodes", cmd: "df -i", exit: exit, out: "IUse% 3%\n", ms: 5},
+	)
+	if status == evidence.StatusNotStarted {
+		rep.Bundle.Manifest.Steps = nil
+	}
+	rep.Bundle.Manifest.Host = evidence.Host{Name: name, Address: name + ":22"}
+	return rep.Bundle
+}
+
+func TestCompare(t *testing.T) {
+	ok := evidence.StatusOK
+	tests := []struct {
+		name string
+		runs []*evidence.Bundle
+		want []string
+	}{
+		{"one disk far above its peers", []*evidence.Bundle{host("web-1", 41, 0, ok, ""), host("web-2", 38, 0, ok, ""), host("web-3", 97, 0, ok, ""), host("web-4", 42, 0, ok, "")},
+			[]string{"web-3: df: 97% where its 3 peers show 38–42%"}},
+		{"ordinary spread", []*evidence.Bundle{host("web-1", 40, 0, ok, ""), host("web-2", 52, 0, ok, ""), host("web-3", 61, 0, ok, "")}, nil},
+		{"odd exit code", []*evidence.Bundle{host("web-1", 40, 0, ok, ""), host("web-2", 40, 0, ok, ""), host("web-3", 40, 2, evidence.StatusFailed, "")},
+			[]string{"web-3: failed (inodes) where 2 of 3 hosts passed", "web-3: inodes: exit 2 where 2 of 3 hosts exit 0"}},
+		{"could not run", []*evidence.Bundle{host("web-1", 40, 0, ok, ""), host("web-9", 0, 0, evidence.StatusNotStarted, "connect: dial: connection refused")},
+			[]string{"web-9: diagnostics could not run: connect: dial: connection refused"}},
+		{"two hosts: no majority for figures", []*evidence.Bundle{host("web-1", 10, 0, ok, ""), host("web-2", 99, 0, ok, "")}, nil},
+		{"half are high: nothing to differ from", []*evidence.Bundle{host("a", 95, 0, ok, ""), host("b", 96, 0, ok, ""), host("c", 20, 0, ok, ""), host("d", 21, 0, ok, "")}, nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var got []string
+			for _, d := range evidence.Compare(tc.runs) {
+				got = append(got, d.String())
+			}
+			if strings.Join(got, "\n") != strings.Join(tc.want, "\n") {
+				t.Errorf("got\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(tc.want, "\n"))
+			}
+		})
+	}
+}
+
+func TestRenderFanout(t *testing.T) {
+	f := &evidence.Fanout{Target: "group web"}
+	for i, use := range []int{41, 38, 97, 42} {
+		b := host(fmt.Sprintf("web-%d", i+1), use, 0, evidence.StatusOK, "")
+		b.Manifest.EndedAt = b.Manifest.StartedAt.Add(time.Duration(i+1) * 300 * time.Millisecond)
+		f.Runs = append(f.Runs, evidence.FanoutRun{Bundle: b, Link: fmt.Sprintf("https://evidence.example.com/web-%d/manifest.json", i+1)})
+	}
+	f.Runs = append(f.Runs, evidence.FanoutRun{Bundle: host("web-5", 0, 0, evidence.StatusNotStarted, `connect: host key changed for host web-5`)})
+	var bs []*evidence.Bundle
+	for _, r := range f.Runs {
+		bs = append(bs, r.Bundle)
+	}
+	f.Differences = evidence.Compare(bs)
+	m := evidence.FanoutManifest(f)
+	rep := evidence.Report{Bundle: &evidence.Bundle{Manifest: m}, Fanout: f, Marker: "fanout-1"}
+	if m.Status != evidence.StatusFailed || m.Host.Name != "group web" || m.Incident.ID != "Q2CKYRLH85UNN4" {
+		t.Errorf("got manifest %+v", m)
+	}
+	golden(t, "fanout.md", []byte(evidence.Markdown(rep)))
+	blocks, _ := json.MarshalIndent(slack.Blocks{BlockSet: evidence.SlackBlocks(rep)}, "", "  ")
+	golden(t, "fanout.blocks.json", append(blocks, '\n'))
+	if txt := evidence.Text(rep); txt != "firstlook: linux-baseline on group web: 5 hosts, 4 ok, 2 differ" {
+		t.Errorf("got %q", txt)
+	}
+}
