@@ -32,11 +32,13 @@ type Publisher interface {
 }
 
 // IncidentState is per-incident key-value state a publisher may keep, such
-// as the incident's Slack channel id. Runs of one incident may publish
+// as the incident's Slack channel id. It is an alias of an interface type,
+// so that publishers, which must not import the runner, can declare the
+// same alias and satisfy Publisher. Runs of one incident may publish
 // concurrently (several hosts, several playbooks), so Create is
 // compare-and-set: it fails with ErrStateExists when another run got there
 // first.
-type IncidentState interface {
+type IncidentState = interface {
 	// Get returns the value under name, or "" when there is none.
 	Get(ctx context.Context, name string) (string, error)
 	// Create stores value under name unless name is set.

@@ -86,9 +86,11 @@ func TestPrismPublish(t *testing.T) {
 		name  string
 		again bool
 		edit  func(*evidence.Report)
+		cfg   func(*pagerduty.Config)
 		opts  []pagerduty.Option
 		want  string
 	}{
+		{name: "oauth token", cfg: func(c *pagerduty.Config) { c.OAuth = true }, want: "POST 200"},
 		{name: "post", want: "POST 200"},
 		{name: "again lists notes first", again: true, want: "GET 200, POST 200"},
 		{name: "not started", edit: notStarted, want: "POST 200"},
@@ -99,7 +101,7 @@ func TestPrismPublish(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			check := newSpecCheck()
-			p := prismPublisher(t, check, &waits{}, nil, tt.opts...)
+			p := prismPublisher(t, check, &waits{}, tt.cfg, tt.opts...)
 			rep := report()
 			if tt.edit != nil {
 				tt.edit(&rep)

@@ -194,17 +194,36 @@ func (dl *delayLinks) stop() error {
 }
 
 // DelayStats says how faithfully the links delayed packets since New, for
-// a benchmark to show that its network was what it claims. Late is the
-// time a packet left after it was due: the delay process's scheduling
+// a benchmark to show that its network was what it claims. Late is how
+// long after it was due a packet left: the delay process's scheduling
 // error, on top of HopDelay.
 type DelayStats struct {
 	HopDelay    time.Duration // Options.HopDelay
 	Packets     int64         // packets delivered, all links and directions
 	Bytes       int64
-	LateMean    time.Duration
+	LateTotal   time.Duration // summed over the packets
 	LateMax     time.Duration
 	LateOver1ms int64 // packets more than 1 ms late
 	Dropped     int64 // packets the receiving device refused
+}
+
+// LateMean is the mean lateness of a packet.
+func (s DelayStats) LateMean() time.Duration {
+	if s.Packets == 0 {
+		return 0
+	}
+	return s.LateTotal / time.Duration(s.Packets)
+}
+
+// Sub returns the counters of what happened between before and s; LateMax
+// and HopDelay stay s's.
+func (s DelayStats) Sub(before DelayStats) DelayStats {
+	s.Packets -= before.Packets
+	s.Bytes -= before.Bytes
+	s.LateTotal -= before.LateTotal
+	s.LateOver1ms -= before.LateOver1ms
+	s.Dropped -= before.Dropped
+	return s
 }
 
 // DelayStats returns the delay links' counters; the zero DelayStats
@@ -242,12 +261,9 @@ func (dl *delayLinks) stats() (DelayStats, error) {
 	if err := json.Unmarshal(line, &raw); err != nil {
 		return DelayStats{}, fmt.Errorf("%w: %q", err, line)
 	}
-	s := DelayStats{
+	return DelayStats{
 		HopDelay: dl.delay, Packets: raw.Packets, Bytes: raw.Bytes,
-		LateMax: time.Duration(raw.LateMaxNS), LateOver1ms: raw.LateOver1ms, Dropped: raw.Dropped,
-	}
-	if raw.Packets > 0 {
-		s.LateMean = time.Duration(raw.LateSumNS / raw.Packets)
-	}
-	return s, nil
+		LateTotal: time.Duration(raw.LateSumNS), LateMax: time.Duration(raw.LateMaxNS),
+		LateOver1ms: raw.LateOver1ms, Dropped: raw.Dropped,
+	}, nil
 }

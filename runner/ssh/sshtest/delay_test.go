@@ -133,10 +133,10 @@ func TestHopDelay(t *testing.T) {
 
 	// Drops happen only while New sets the links up (IPv6 router
 	// solicitations sent before the far end is up); none afterwards.
-	st := n.DelayStats()
-	t.Logf("delay links: before the bulk transfer %+v, after %+v", before, st)
-	if st.HopDelay != delay || st.Bytes-before.Bytes < 2*size || st.Dropped != before.Dropped {
-		t.Errorf("DelayStats: got %+v after %+v, want HopDelay %s, %d more bytes (two links) and no more drops", st, before, delay, 2*size)
+	st := n.DelayStats().Sub(before)
+	t.Logf("delay links: before the bulk transfer %+v (late %s on average), during it %+v (late %s)", before, before.LateMean(), st, st.LateMean())
+	if st.HopDelay != delay || st.Bytes < 2*size || st.Dropped != 0 {
+		t.Errorf("DelayStats during the bulk transfer: got %+v, want HopDelay %s, at least %d bytes (two links) and no drops", st, delay, 2*size)
 	}
 
 	// Stop and Start restart a server behind its link; the link stays.
