@@ -15,6 +15,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/firstlook/firstlook/evidence"
+	pdnotes "github.com/firstlook/firstlook/evidence/pagerduty"
 	"github.com/firstlook/firstlook/evidence/store/dir"
 	"github.com/firstlook/firstlook/hooks/pagerduty"
 	"github.com/firstlook/firstlook/runner"
@@ -74,10 +75,14 @@ type PagerDutyConfig struct {
 	WebhookSecrets []secret `yaml:"webhook_secrets"`
 	// WebhookSecretFiles are files holding one secret each.
 	WebhookSecretFiles []string `yaml:"webhook_secret_files"`
-	// APIToken enables alert lookups for host hints (read-only access is
-	// enough).
+	// APIToken is a REST API key: with it firstlook reads the incident's
+	// alerts for host hints (read access) and, when notes.from is set,
+	// posts a note per run (write access to incidents).
 	APIToken     secret `yaml:"api_token"`
 	APITokenFile string `yaml:"api_token_file"`
+	// Notes posts each run's summary on the incident; enabled by
+	// notes.from.
+	Notes pdnotes.Config `yaml:"notes"`
 }
 
 // PlaybooksConfig says where playbooks are.
@@ -347,6 +352,9 @@ func (c *Config) applyDefaults(base string) {
 	c.Queue.CredsFile = abs(c.Queue.CredsFile)
 	c.Queue.PasswordFile = abs(c.Queue.PasswordFile)
 	c.Runner = c.Runner.WithDefaults()
+	if c.PagerDuty.Notes.APIURL == "" {
+		c.PagerDuty.Notes.APIURL = c.PagerDuty.APIURL
+	}
 }
 
 // readSecretFiles reads the *_file secrets; a file's trailing newline is
@@ -402,6 +410,12 @@ func (c *Config) Validate() error {
 		check("log_format", fmt.Errorf("%q: use text or json", c.LogFormat))
 	}
 	check("pagerduty", c.PagerDuty.Validate())
+	if c.PagerDuty.Notes.From != "" {
+		check("pagerduty.notes", c.PagerDuty.Notes.Validate())
+		if c.PagerDuty.APIToken == "" {
+			check("pagerduty.notes", errors.New("needs pagerduty.api_token (or api_token_file) with write access to incidents"))
+		}
+	}
 	check("queue", c.Queue.Validate())
 	check("inventory", c.Inventory.Validate())
 	check("ssh", c.SSH.Validate())

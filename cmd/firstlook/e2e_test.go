@@ -40,6 +40,14 @@ type env struct {
 	// alertHost is what the PagerDuty API answers as the alert's
 	// cef_details.source_origin.
 	alertHost atomic.Value
+	// notes are the incident notes posted to the PagerDuty API.
+	notesMu sync.Mutex
+	notes   []pdNote
+}
+
+// pdNote is a note as the PagerDuty API received it.
+type pdNote struct {
+	Incident, From, Content string
 }
 
 func newEnv(t *testing.T, hosts ...string) *env {
@@ -52,8 +60,36 @@ func newEnv(t *testing.T, hosts ...string) *env {
 	e.alertHost.Store("")
 	pd := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
-		host, _ := e.alertHost.Load().(string)
-		fmt.Fprintf(w, `{"alerts":[{"id":"PA1","type":"alert","body":{"type":"alert_body","cef_details":{"source_origin":%q}}}],"more":false}`, host)
+		parts := strings.Split(strings.Trim(r.URL.Path, "/"), "/") // incidents/<id>/(alerts|notes)
+		switch {
+		case len(parts) == 3 && parts[2] == "alerts":
+			host, _ := e.alertHost.Load().(string)
+			fmt.Fprintf(w, `{"alerts":[{"id":"PA1","type":"alert","body":{"type":"alert_body","cef_details":{"source_origin":%q}}}],"more":false}`, host)
+		case len(parts) == 3 && parts[2] == "notes" && r.Method == http.MethodPost:
+			var body struct {
+				Note struct {
+					Content string `json:"content"`
+				} `json:"note"`
+			}
+			_ = json.NewDecoder(r.Body).Decode(&body)
+			e.notesMu.Lock()
+			e.notes = append(e.notes, pdNote{Incident: parts[1], From: r.Header.Get("From"), Content: body.Note.Content})
+			e.notesMu.Unlock()
+			w.WriteHeader(http.StatusCreated)
+			fmt.Fprintf(w, `{"note":{"id":"PN1","content":%q}}`, body.Note.Content)
+		case len(parts) == 3 && parts[2] == "notes":
+			e.notesMu.Lock()
+			var ns []map[string]string
+			for _, n := range e.notes {
+				if n.Incident == parts[1] {
+					ns = append(ns, map[string]string{"id": "PN1", "content": n.Content})
+				}
+			}
+			e.notesMu.Unlock()
+			_ = json.NewEncoder(w).Encode(map[string]any{"notes": ns})
+		default:
+			http.NotFound(w, r)
+		}
 	}))
 	t.Cleanup(pd.Close)
 
@@ -76,6 +112,8 @@ pagerduty:
   webhook_secret_files: [secret.txt]
   api_token_file: token.txt
   api_url: %s
+  notes:
+    from: firstlook-bot@example.com
 queue:
   ack_wait: 5s
 inventory:
@@ -291,6 +329,18 @@ func TestServeFixtureToBundle(t *testing.T) {
 	if m.FirstlookVersion == "" || m.EndedAt.Before(m.StartedAt) {
 		t.Errorf("got version %q, start %s, end %s", m.FirstlookVersion, m.StartedAt, m.EndedAt)
 	}
+	// The run's summary is on the incident, once, as the configured user.
+	deadline := time.Now().Add(10 * time.Second)
+	for len(e.notesFor("Q2CKYRLH85UNN4")) == 0 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	notes := e.notesFor("Q2CKYRLH85UNN4")
+	if len(notes) != 1 || notes[0].From != "firstlook-bot@example.com" ||
+		!strings.Contains(notes[0].Content, "whoami on host-2: 2/2 steps ok") ||
+		!strings.Contains(notes[0].Content, "Full evidence: file://") ||
+		!strings.Contains(notes[0].Content, m.RunID) {
+		t.Errorf("got notes %+v, want one summary note with the link and the run's marker", notes)
+	}
 
 	// The same delivery again (PagerDuty's retry) makes no second job.
 	code, reply = e.post(body, map[string]string{"X-PagerDuty-Signature": v.Sets[0].Vectors[1].Signature, "X-Webhook-Id": "fixture-1"})
@@ -306,6 +356,21 @@ func TestServeFixtureToBundle(t *testing.T) {
 	if n := len(e.bundles("Q2CKYRLH85UNN4")); n != 1 {
 		t.Fatalf("got %d bundles after a redelivery and a second delivery, want 1", n)
 	}
+	if n := len(e.notesFor("Q2CKYRLH85UNN4")); n != 1 {
+		t.Fatalf("got %d notes after a redelivery and a second delivery, want 1", n)
+	}
+}
+
+func (e *env) notesFor(incident string) []pdNote {
+	e.notesMu.Lock()
+	defer e.notesMu.Unlock()
+	var out []pdNote
+	for _, n := range e.notes {
+		if n.Incident == incident {
+			out = append(out, n)
+		}
+	}
+	return out
 }
 
 func TestServeIntake(t *testing.T) {
@@ -344,8 +409,8 @@ func TestServeFailuresAreEvidence(t *testing.T) {
 	e.serve()
 
 	t.Run("two hosts", func(t *testing.T) {
-		e.send("INC-TWO", "load on host-1 and on host-2")
-		bs := e.wait("INC-TWO", 2)
+		e.send("INCTWO", "load on host-1 and on host-2")
+		bs := e.wait("INCTWO", 2)
 		for i, want := range []string{"host-1\n", "host-2\n"} {
 			if got := stdout(bs[i], 0); got != want || bs[i].Manifest.Status != evidence.StatusOK {
 				t.Errorf("bundle %d: got %q (%s), want %q", i, got, bs[i].Manifest.Status, want)
@@ -353,15 +418,15 @@ func TestServeFailuresAreEvidence(t *testing.T) {
 		}
 	})
 	t.Run("unknown host", func(t *testing.T) {
-		e.send("INC-UNKNOWN", "load on web-9")
-		m := e.wait("INC-UNKNOWN", 1)[0].Manifest
+		e.send("INCUNKNOWN", "load on web-9")
+		m := e.wait("INCUNKNOWN", 1)[0].Manifest
 		if m.Status != evidence.StatusNotStarted || !strings.Contains(m.Error, `"web-9": not in the inventory`) || m.Host.Name != "web-9" {
 			t.Fatalf("got %s %q host %q, want not_started naming web-9", m.Status, m.Error, m.Host.Name)
 		}
 	})
 	t.Run("step timeout", func(t *testing.T) {
-		e.send("INC-SLOW", "slow on host-1")
-		m := e.wait("INC-SLOW", 1)[0].Manifest
+		e.send("INCSLOW", "slow on host-1")
+		m := e.wait("INCSLOW", 1)[0].Manifest
 		st := m.Steps[0]
 		if m.Status != evidence.StatusFailed || !st.TimedOut || st.ExitCode != -1 || !strings.Contains(st.Error, "timed out after 1s") {
 			t.Fatalf("got %s, step %+v", m.Status, st)
@@ -376,8 +441,8 @@ func TestServeFailuresAreEvidence(t *testing.T) {
 		}
 	})
 	t.Run("output cap", func(t *testing.T) {
-		e.send("INC-BIG", "big on host-2")
-		b := e.wait("INC-BIG", 1)[0]
+		e.send("INCBIG", "big on host-2")
+		b := e.wait("INCBIG", 1)[0]
 		st := b.Manifest.Steps[0]
 		if st.Stdout.Bytes != 3000000 || st.Stdout.Kept != 1<<20 || !st.Stdout.Truncated || len(b.Files[st.Stdout.File]) != 1<<20 {
 			t.Errorf("stdout: got %+v", st.Stdout)
@@ -391,24 +456,24 @@ func TestServeFailuresAreEvidence(t *testing.T) {
 	})
 	t.Run("host key changed on the host", func(t *testing.T) {
 		e.net.ReplaceHostKey("host-2")
-		e.send("INC-HOSTKEY", "load on host-2")
-		m := e.wait("INC-HOSTKEY", 1)[0].Manifest
+		e.send("INCHOSTKEY", "load on host-2")
+		m := e.wait("INCHOSTKEY", 1)[0].Manifest
 		if m.Status != evidence.StatusNotStarted || !strings.Contains(m.Error, "host-2") || !strings.Contains(m.Error, "changed") {
 			t.Fatalf("got %s %q, want not_started: host key of host-2 changed", m.Status, m.Error)
 		}
 	})
 	t.Run("host key changed on the bastion", func(t *testing.T) {
 		e.net.ReplaceHostKey("bastion")
-		e.send("INC-BASTIONKEY", "load on host-1")
-		m := e.wait("INC-BASTIONKEY", 1)[0].Manifest
+		e.send("INCBASTIONKEY", "load on host-1")
+		m := e.wait("INCBASTIONKEY", 1)[0].Manifest
 		if m.Status != evidence.StatusNotStarted || !strings.Contains(m.Error, "bastion") || !strings.Contains(m.Error, "changed") {
 			t.Fatalf("got %s %q, want not_started: bastion host key changed", m.Status, m.Error)
 		}
 	})
 	t.Run("bastion down", func(t *testing.T) {
 		e.net.Stop("bastion")
-		e.send("INC-DOWN", "load on host-1")
-		m := e.wait("INC-DOWN", 1)[0].Manifest
+		e.send("INCDOWN", "load on host-1")
+		m := e.wait("INCDOWN", 1)[0].Manifest
 		if m.Status != evidence.StatusNotStarted || !strings.Contains(m.Error, "bastion") {
 			t.Fatalf("got %s %q, want not_started: bastion unreachable", m.Status, m.Error)
 		}

@@ -107,14 +107,14 @@ func TestServeKilledAfter202(t *testing.T) {
 
 	d := startDaemon(t, bin, e.cfgPath, logFile)
 	e.url = "http://" + d.addr
-	e.send("INC-CRASH", "crash on host-1")
+	e.send("INCCRASH", "crash on host-1")
 	d.kill(t) // right after the 202: the job is stored, its run has not finished
-	if n := len(e.bundles("INC-CRASH")); n != 0 {
+	if n := len(e.bundles("INCCRASH")); n != 0 {
 		t.Fatalf("got %d bundles before the restart; the playbook takes 3s, want 0", n)
 	}
 
 	d = startDaemon(t, bin, e.cfgPath, logFile)
-	b := e.wait("INC-CRASH", 1)[0]
+	b := e.wait("INCCRASH", 1)[0]
 	if got := stdout(b, 1); got != "host-1\n" || b.Manifest.Status != "ok" {
 		t.Fatalf("got %q (%s), want host-1's output", got, b.Manifest.Status)
 	}
@@ -128,7 +128,7 @@ func TestServeKilledAfter202(t *testing.T) {
 		t.Fatalf("serve after SIGTERM: %v", err)
 	}
 	d = startDaemon(t, bin, e.cfgPath, logFile)
-	body, sig := e.webhook("INC-CRASH", "crash on host-1")
+	body, sig := e.webhook("INCCRASH", "crash on host-1")
 	if code, _ := e.post(body, map[string]string{"X-PagerDuty-Signature": sig, "X-Webhook-Id": "wh-INC-CRASH-again"}); code != http.StatusAccepted {
 		t.Fatalf("got %d, want 202", code)
 	}
@@ -139,7 +139,7 @@ func TestServeKilledAfter202(t *testing.T) {
 	if !logContains(logFile, "run already done") {
 		t.Error("the second delivery was not recognised as done")
 	}
-	if n := len(e.bundles("INC-CRASH")); n != 1 {
+	if n := len(e.bundles("INCCRASH")); n != 1 {
 		t.Fatalf("got %d bundles, want exactly 1", n)
 	}
 	d.kill(t)

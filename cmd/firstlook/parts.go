@@ -1,11 +1,14 @@
 package main
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 
 	"github.com/firstlook/firstlook/evidence"
+	pdnotes "github.com/firstlook/firstlook/evidence/pagerduty"
 	"github.com/firstlook/firstlook/evidence/store/dir"
 	"github.com/firstlook/firstlook/hooks/pagerduty"
 	"github.com/firstlook/firstlook/playbooks"
@@ -17,11 +20,12 @@ import (
 // parts are the pieces every command that touches hosts builds from the
 // configuration. This is the one place that knows every implementation.
 type parts struct {
-	inventory *inventory.Inventory
-	playbooks *playbooks.Set
-	dialer    *ssh.Dialer
-	store     *dir.Store
-	alerts    runner.AlertHints
+	inventory  *inventory.Inventory
+	playbooks  *playbooks.Set
+	dialer     *ssh.Dialer
+	store      *dir.Store
+	alerts     runner.AlertHints
+	publishers []runner.Publisher
 }
 
 // planParts builds what planning needs: inventory, playbooks and alert
@@ -55,8 +59,49 @@ func (c *Config) runParts() (*parts, error) {
 		p.dialer.Close()
 		return nil, fmt.Errorf("evidence: %w", err)
 	}
+	if p.publishers, err = c.publishers(); err != nil {
+		p.dialer.Close()
+		return nil, err
+	}
 	return p, nil
 }
+
+// publishers are the sinks runs go to, in order: the PagerDuty note first
+// (the incident is where responders look first), then Slack.
+func (c *Config) publishers() ([]runner.Publisher, error) {
+	var out []runner.Publisher
+	if c.PagerDuty.Notes.From != "" {
+		pd, err := pdnotes.New(c.PagerDuty.Notes, c.PagerDuty.APIToken.value())
+		if err != nil {
+			return nil, fmt.Errorf("pagerduty.notes: %w", err)
+		}
+		out = append(out, permanence{pd, pdnotes.ErrPermanent})
+	}
+	return out, nil
+}
+
+var _ runner.Publisher = (*pdnotes.Publisher)(nil)
+
+// permanence adapts a publisher whose package has its own "retrying will
+// not help" sentinel (publishers must not import the runner) to
+// runner.ErrPermanent.
+type permanence struct {
+	runner.Publisher
+	sentinel error
+}
+
+func (p permanence) Publish(ctx context.Context, rep evidence.Report, st runner.IncidentState, again bool) error {
+	err := p.Publisher.Publish(ctx, rep, st, again)
+	if errors.Is(err, p.sentinel) {
+		return permanentError{err}
+	}
+	return err
+}
+
+type permanentError struct{ error }
+
+func (e permanentError) Is(target error) bool { return target == runner.ErrPermanent }
+func (e permanentError) Unwrap() error        { return e.error }
 
 func (p *parts) close() {
 	if p.dialer != nil {
@@ -69,14 +114,15 @@ func (c *Config) runnerOptions(p *parts, log *slog.Logger) runner.Options {
 	// Validate compiled the patterns already.
 	red, _ := evidence.NewRedactor(c.Evidence.Redact)
 	o := runner.Options{
-		Redactor:  red,
-		Config:    c.Runner,
-		Inventory: p.inventory,
-		Playbooks: p.playbooks,
-		Alerts:    p.alerts,
-		Params:    c.Params,
-		Version:   version,
-		Log:       log,
+		Redactor:   red,
+		Publishers: p.publishers,
+		Config:     c.Runner,
+		Inventory:  p.inventory,
+		Playbooks:  p.playbooks,
+		Alerts:     p.alerts,
+		Params:     c.Params,
+		Version:    version,
+		Log:        log,
 	}
 	if p.dialer != nil {
 		o.Dialer = runner.SSH(p.dialer)
