@@ -56,9 +56,13 @@ type Config struct {
 // BastionsConfig maps subnets and VPCs to bastions of the static
 // inventory, by name; "none" means dial directly.
 type BastionsConfig struct {
-	VPC     map[string]string `yaml:"vpc"`
-	Subnet  map[string]string `yaml:"subnet"`
-	Default string            `yaml:"default"`
+	// VPC maps a VPC id to a bastion name.
+	VPC map[string]string `yaml:"vpc"`
+	// Subnet maps a subnet id to a bastion name; it wins over VPC.
+	Subnet map[string]string `yaml:"subnet"`
+	// Default is the bastion of instances in no mapped subnet or VPC;
+	// empty dials them directly (firstlook runs inside the VPC).
+	Default string `yaml:"default"`
 }
 
 // Defaults.
