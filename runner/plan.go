@@ -84,8 +84,9 @@ func (r *Runner) Plan(ctx context.Context, t hooks.Trigger) Plan {
 				err = fmt.Errorf("no inventory host is in group %q with labels %v", p.Targets.Group, p.Targets.Selector)
 			}
 			if err != nil {
+				// A source that failed (EC2 down) is reported; the hosts
+				// the others found still run.
 				plan.Runs = append(plan.Runs, Run{Playbook: p, Target: "(" + p.Targets.Kind.String() + ")", Err: err})
-				continue
 			}
 			for i, h := range sel {
 				run := Run{Playbook: p, Host: h, Target: h.Name}

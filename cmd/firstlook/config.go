@@ -20,6 +20,7 @@ import (
 	"github.com/firstlook/firstlook/hooks/pagerduty"
 	"github.com/firstlook/firstlook/runner"
 	"github.com/firstlook/firstlook/runner/inventory"
+	"github.com/firstlook/firstlook/runner/inventory/ec2"
 	"github.com/firstlook/firstlook/runner/queue"
 	"github.com/firstlook/firstlook/runner/ssh"
 )
@@ -37,14 +38,14 @@ type Config struct {
 	// LogFormat is text or json (default text).
 	LogFormat string `yaml:"log_format"`
 
-	HTTP      HTTPConfig       `yaml:"http"`
-	PagerDuty PagerDutyConfig  `yaml:"pagerduty"`
-	Queue     queue.Config     `yaml:"queue"`
-	Inventory inventory.Config `yaml:"inventory"`
-	SSH       ssh.Config       `yaml:"ssh"`
-	Playbooks PlaybooksConfig  `yaml:"playbooks"`
-	Evidence  EvidenceConfig   `yaml:"evidence"`
-	Runner    runner.Config    `yaml:"runner"`
+	HTTP      HTTPConfig      `yaml:"http"`
+	PagerDuty PagerDutyConfig `yaml:"pagerduty"`
+	Queue     queue.Config    `yaml:"queue"`
+	Inventory InventoryConfig `yaml:"inventory"`
+	SSH       ssh.Config      `yaml:"ssh"`
+	Playbooks PlaybooksConfig `yaml:"playbooks"`
+	Evidence  EvidenceConfig  `yaml:"evidence"`
+	Runner    runner.Config   `yaml:"runner"`
 	// Params are per-service playbook parameter overrides: service name or
 	// id → parameter → value.
 	Params map[string]map[string]string `yaml:"params"`
@@ -83,6 +84,30 @@ type PagerDutyConfig struct {
 	// Notes posts each run's summary on the incident; enabled by
 	// notes.from.
 	Notes pdnotes.Config `yaml:"notes"`
+}
+
+// InventoryConfig is the inventory section: the static inventory (a file
+// or inline), and optionally EC2, looked up after it.
+type InventoryConfig struct {
+	inventory.Config `yaml:",inline"`
+	// EC2 resolves instance ids, Name tags and private IPs with
+	// DescribeInstances; its bastions are the static inventory's.
+	EC2 *ec2.Config `yaml:"ec2"`
+}
+
+// Validate checks both parts; with EC2 the static part may hold only
+// bastions.
+func (c InventoryConfig) Validate() error {
+	if c.EC2 == nil {
+		return c.Config.Validate()
+	}
+	if err := c.EC2.Validate(); err != nil {
+		return fmt.Errorf("ec2: %w", err)
+	}
+	if c.File != "" && (len(c.Hosts) > 0 || len(c.Bastions) > 0) {
+		return c.Config.Validate()
+	}
+	return nil
 }
 
 // PlaybooksConfig says where playbooks are.

@@ -14,13 +14,14 @@ import (
 	"github.com/firstlook/firstlook/playbooks"
 	"github.com/firstlook/firstlook/runner"
 	"github.com/firstlook/firstlook/runner/inventory"
+	"github.com/firstlook/firstlook/runner/inventory/ec2"
 	"github.com/firstlook/firstlook/runner/ssh"
 )
 
 // parts are the pieces every command that touches hosts builds from the
 // configuration. This is the one place that knows every implementation.
 type parts struct {
-	inventory  *inventory.Inventory
+	inventory  runner.Inventory
 	playbooks  *playbooks.Set
 	dialer     *ssh.Dialer
 	store      *dir.Store
@@ -31,7 +32,7 @@ type parts struct {
 // planParts builds what planning needs: inventory, playbooks and alert
 // lookups; no SSH, no store.
 func (c *Config) planParts() (*parts, error) {
-	inv, err := inventory.New(c.Inventory)
+	inv, err := c.inventory()
 	if err != nil {
 		return nil, err
 	}
@@ -44,6 +45,35 @@ func (c *Config) planParts() (*parts, error) {
 		p.alerts = pagerduty.NewAlerts(c.PagerDuty.Config, c.PagerDuty.APIToken.value())
 	}
 	return p, nil
+}
+
+// inventory is the static inventory, followed by EC2 when configured.
+func (c *Config) inventory() (runner.Inventory, error) {
+	ic := c.Inventory
+	if ic.EC2 != nil && ic.File == "" && len(ic.Hosts) == 0 && len(ic.Bastions) == 0 {
+		// EC2 alone: an empty static inventory has no bastions to offer.
+		return c.ec2Only()
+	}
+	static, err := inventory.New(ic.Config)
+	if err != nil {
+		return nil, err
+	}
+	if ic.EC2 == nil {
+		return static, nil
+	}
+	src, err := ec2.New(context.Background(), *ic.EC2, static.Bastions())
+	if err != nil {
+		return nil, fmt.Errorf("inventory.ec2: %w", err)
+	}
+	return inventory.Chain{static, src}, nil
+}
+
+func (c *Config) ec2Only() (runner.Inventory, error) {
+	src, err := ec2.New(context.Background(), *c.Inventory.EC2, nil)
+	if err != nil {
+		return nil, fmt.Errorf("inventory.ec2: %w", err)
+	}
+	return src, nil
 }
 
 // runParts builds everything a run needs.

@@ -2,6 +2,8 @@ package slack
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"slices"
@@ -24,7 +26,8 @@ const minTitle = 8
 
 // ChannelName returns the name of an incident's channel:
 // "<prefix>-<number>-<title>", or "<prefix>-<id>-<title>" when the
-// incident has no number. The title is reduced to a-z, 0-9 and single
+// incident has no number (a long or unusual id is shortened and given a
+// hash of itself, see idPart). The title is reduced to a-z, 0-9 and single
 // hyphens (accented Latin letters lose their accents), and cut at a word
 // boundary so the name stays within Slack's 80 characters. A title with
 // nothing left (a title in another script, only emoji) gives way to the
@@ -37,10 +40,9 @@ func ChannelName(prefix string, inc evidence.Incident) string {
 	switch {
 	case inc.Number > 0:
 		head += "-" + strconv.Itoa(inc.Number)
-	case slugify(inc.ID) != "":
-		head += "-" + slugify(inc.ID)
+	case inc.ID != "":
+		head += "-" + idPart(inc.ID)
 	}
-	head = cutSlug(head, maxChannelName)
 	title := slugify(inc.Title)
 	if title == "" {
 		title = slugify(inc.Service)
@@ -51,6 +53,26 @@ func ChannelName(prefix string, inc evidence.Incident) string {
 	}
 	return head + "-" + cutSlug(title, room)
 }
+
+// idPart is an incident id as it goes into a channel name: as it is when
+// it is short and slugifies without loss (PagerDuty's "Q0RIAJJL8PXYZ"),
+// else its slug's start and a hash of the whole, so that two ids that
+// slugify alike (Alertmanager group keys) still name two channels.
+func idPart(id string) string {
+	s := slugify(id)
+	if s == strings.ToLower(id) && len(s) <= maxIDPart {
+		return s
+	}
+	sum := sha256.Sum256([]byte(id))
+	h := hex.EncodeToString(sum[:3])
+	if s = cutSlug(s, maxIDPart-len(h)-1); s == "" {
+		return h
+	}
+	return s + "-" + h
+}
+
+// maxIDPart bounds the id in a channel name, leaving the title room.
+const maxIDPart = 24
 
 // slugify lowercases s and keeps its ASCII letters and digits, folding
 // accented Latin letters to theirs; every other run of characters becomes
@@ -118,7 +140,7 @@ var fold = func() map[rune]string {
 // records, or else a channel made (or found, when the name is taken) and
 // recorded. Concurrent runs of one incident may all get here; the first to
 // record its channel in the state wins, and the others use that one.
-func (p *Publisher) incidentChannel(ctx context.Context, inc evidence.Incident, st State) (string, error) {
+func (p *Publisher) incidentChannel(ctx context.Context, inc evidence.Incident, st IncidentState) (string, error) {
 	if inc.ID == "" && inc.Number == 0 {
 		return "", permanentf("incident has neither id nor number: its channel cannot be named (set channel for channel-less mode)")
 	}

@@ -12,6 +12,12 @@ import (
 	goslack "github.com/slack-go/slack"
 )
 
+// ErrPermanent is wrapped by errors retrying cannot fix: the token is
+// invalid or lacks a scope, the channel is gone, archived or closed to the
+// bot, the message is malformed. The runner's own ErrPermanent is mapped
+// from it where the publisher is wired in (cmd/firstlook).
+var ErrPermanent = errors.New("permanent")
+
 // Error is a failed Slack call, or a problem that stops a publish.
 type Error struct {
 	// Method is the Web API method that failed ("chat.postMessage"), or ""
@@ -52,16 +58,17 @@ func (e *Error) Error() string {
 // Unwrap returns the underlying error.
 func (e *Error) Unwrap() error { return e.Err }
 
+// Is makes a permanent error match ErrPermanent.
+func (e *Error) Is(target error) bool { return target == ErrPermanent && e.permanent }
+
 // Permanent reports whether retrying cannot help: the token is invalid or
 // lacks a scope, the channel is gone or closed to the bot, the message is
 // malformed. The runner records the sink as failed instead of retrying.
 func (e *Error) Permanent() bool { return e.permanent }
 
-// IsPermanent reports whether err is, or wraps, a permanent *Error.
-func IsPermanent(err error) bool {
-	var e *Error
-	return errors.As(err, &e) && e.Permanent()
-}
+// IsPermanent reports whether err is, or wraps, a permanent *Error:
+// errors.Is(err, ErrPermanent).
+func IsPermanent(err error) bool { return errors.Is(err, ErrPermanent) }
 
 // permanentf is a permanent error that is not a Slack answer.
 func permanentf(format string, args ...any) *Error {
@@ -105,7 +112,7 @@ var permanentCodes = map[string]bool{
 	"no_such_subteam": true, "user_not_found": true, "cant_invite": true,
 	// answers the publisher handles, which a retry would only repeat
 	"name_taken": true, "already_in_channel": true, "cant_invite_self": true,
-	"user_is_restricted": true, "ura_max_channels": true, "no_user": true,
+	"ura_max_channels": true, "no_user": true,
 	"no_external_invite_permission": true, "invitee_cant_see_channel": true,
 	"org_user_not_in_team": true, "thread_not_found": true,
 	// malformed requests: the same render fails the same way
@@ -175,6 +182,9 @@ func permanent(err error) bool {
 func apiError(method string, err error) error {
 	if _, ok := errors.AsType[*Error](err); ok {
 		return err
+	}
+	if st, ok := errors.AsType[*stepError](err); ok {
+		method = st.method
 	}
 	e := &Error{Method: method, Err: err, permanent: permanent(err)}
 	if se, ok := errors.AsType[goslack.SlackErrorResponse](err); ok {

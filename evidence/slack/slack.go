@@ -157,7 +157,7 @@ func (c Config) Validate() error {
 		u, err := url.Parse(c.APIURL)
 		switch {
 		case err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "":
-			return fmt.Errorf("api_url: %q is not an http(s) URL", c.APIURL)
+			return errors.New("api_url: not an http(s) URL with a host")
 		case u.User != nil:
 			return errors.New("api_url: must not carry credentials")
 		}
@@ -208,10 +208,12 @@ func (c Config) Scopes() []string {
 	return s
 }
 
-// State is the per-incident state the publisher keeps the incident's
-// channel id in; runner.IncidentState satisfies it. Create must fail when
-// name is already set, as a compare-and-set.
-type State interface {
+// IncidentState is the per-incident state the publisher keeps the
+// incident's channel id in: runner.IncidentState's methods. It is an alias
+// of an unnamed interface type, as runner.IncidentState is, so that
+// *Publisher is a runner.Publisher without this package importing the
+// runner. Create must fail when name is already set (compare-and-set).
+type IncidentState = interface {
 	Get(ctx context.Context, name string) (string, error)
 	Create(ctx context.Context, name, value string) error
 }
@@ -231,10 +233,10 @@ type Publisher struct {
 // Option configures a Publisher.
 type Option func(*Publisher)
 
-// WithRenderer sets how a run becomes a message: its blocks and the plain
-// text Slack shows in notifications (evidence.SlackBlocks and
-// evidence.Text). Whatever blocks come back are cut to Slack's limits
-// before posting. The default is a minimal summary.
+// WithRenderer replaces how a run becomes a message: its blocks and the
+// plain text Slack shows in notifications (default evidence.SlackBlocks
+// and evidence.Text); nil keeps the default. Whatever blocks come back are
+// cut to Slack's limits before posting.
 func WithRenderer(blocks func(evidence.Report) []goslack.Block, text func(evidence.Report) string) Option {
 	return func(p *Publisher) {
 		if blocks != nil {
@@ -246,8 +248,9 @@ func WithRenderer(blocks func(evidence.Report) []goslack.Block, text func(eviden
 	}
 }
 
-// WithFileRenderer sets the content of the file uploaded in the message's
-// thread. The default is every step's command, exit code and kept output.
+// WithFileRenderer replaces the content of the file uploaded in the
+// message's thread (default evidence.FullOutput: every step's command,
+// exit code and kept output).
 func WithFileRenderer(file func(evidence.Report) []byte) Option {
 	return func(p *Publisher) {
 		if file != nil {
@@ -279,9 +282,9 @@ func New(cfg Config, token string, opts ...Option) (*Publisher, error) {
 	}
 	p := &Publisher{
 		cfg:    cfg.WithDefaults(),
-		blocks: defaultBlocks,
-		text:   defaultText,
-		file:   defaultFile,
+		blocks: evidence.SlackBlocks,
+		text:   evidence.Text,
+		file:   evidence.FullOutput,
 		sleep:  sleepCtx,
 		log:    slog.Default(),
 	}
@@ -308,8 +311,8 @@ func (p *Publisher) Sink() string { return "slack" }
 // Publish posts rep: to the incident's channel, made if need be, or to
 // Config.Channel; the message, then the full output in its thread. With
 // again set it first looks for rep.Marker and posts only what did not land.
-// Errors are *Error; IsPermanent tells which ones retrying cannot fix.
-func (p *Publisher) Publish(ctx context.Context, rep evidence.Report, st State, again bool) error {
+// Errors are *Error; those retrying cannot fix wrap ErrPermanent.
+func (p *Publisher) Publish(ctx context.Context, rep evidence.Report, st IncidentState, again bool) error {
 	if rep.Bundle == nil {
 		return permanentf("publish: report has no bundle")
 	}

@@ -25,8 +25,9 @@ const (
 // validateBlocks checks blocks as chat.postMessage does and returns Slack's
 // error strings ("must be less than 3001 characters
 // [json-pointer:/blocks/0/text/text]"), empty when the blocks are valid.
-// It checks the block types and limits firstlook can send; types it does
-// not know are rejected, as Slack rejects them.
+// It checks in depth the block types firstlook sends; other Block Kit
+// types pass, and types Block Kit does not have are rejected, as Slack
+// rejects them.
 func validateBlocks(blocks []map[string]any) []string {
 	v := &validator{ids: map[string]bool{}}
 	if len(blocks) > maxBlocks {
@@ -171,6 +172,8 @@ func (v *validator) block(ptr string, b map[string]any) {
 		if els, _ := b["elements"].([]any); len(els) == 0 {
 			v.add(ptr+"/elements", "must provide at least 1 item")
 		}
+	case "file", "video", "input", "table", "call", "context_actions":
+		// Real block types firstlook does not send: not checked in depth.
 	default:
 		v.add(ptr+"/type", "unsupported type: %v", b["type"])
 	}
