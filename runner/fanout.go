@@ -99,7 +99,9 @@ func (r *Runner) publishFanout(ctx context.Context, t hooks.Trigger, p *playbook
 	st := incidentState{state: r.state, source: t.Source, incident: t.Incident.ID}
 	var errs []error
 	for _, pub := range r.publishers {
-		if err := r.publishTo(ctx, pub, key, t.JobID(), rep, st); err != nil {
+		if err := r.publishTo(ctx, pub, key, t.JobID(), rep, st); errors.Is(err, errKilled) {
+			return err
+		} else if err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", pub.Sink(), err))
 		}
 	}

@@ -73,7 +73,9 @@ func (r *Runner) publish(ctx context.Context, t hooks.Trigger, key, job string, 
 	st := incidentState{state: r.state, source: t.Source, incident: t.Incident.ID}
 	var errs []error
 	for _, p := range r.publishers {
-		if err := r.publishTo(ctx, p, key, job, rep, st); err != nil {
+		if err := r.publishTo(ctx, p, key, job, rep, st); errors.Is(err, errKilled) {
+			return err
+		} else if err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", p.Sink(), err))
 		}
 	}

@@ -309,6 +309,7 @@ func (r *Runner) handle(ctx context.Context, job Job) {
 			log.Info("no playbook matches", "event", t.Event, "service", t.Incident.Service.Name)
 		}
 		r.ack(job, log)
+		log.Debug("job done", "runs", len(plan.Runs))
 	case errors.Is(err, errShutdown) || ctx.Err() != nil:
 		log.Info("job cut short by shutdown; it stays queued")
 		r.nak(job, 0)

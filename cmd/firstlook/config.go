@@ -16,6 +16,7 @@ import (
 
 	"github.com/firstlook/firstlook/evidence"
 	pdnotes "github.com/firstlook/firstlook/evidence/pagerduty"
+	slackpub "github.com/firstlook/firstlook/evidence/slack"
 	"github.com/firstlook/firstlook/evidence/store/dir"
 	"github.com/firstlook/firstlook/hooks/pagerduty"
 	"github.com/firstlook/firstlook/runner"
@@ -45,6 +46,7 @@ type Config struct {
 	SSH       ssh.Config      `yaml:"ssh"`
 	Playbooks PlaybooksConfig `yaml:"playbooks"`
 	Evidence  EvidenceConfig  `yaml:"evidence"`
+	Slack     SlackConfig     `yaml:"slack"`
 	Runner    runner.Config   `yaml:"runner"`
 	// Params are per-service playbook parameter overrides: service name or
 	// id → parameter → value.
@@ -84,6 +86,15 @@ type PagerDutyConfig struct {
 	// Notes posts each run's summary on the incident; enabled by
 	// notes.from.
 	Notes pdnotes.Config `yaml:"notes"`
+}
+
+// SlackConfig is the slack section: the publisher's Config and its bot
+// token. Slack is on when a token is set.
+type SlackConfig struct {
+	slackpub.Config `yaml:",inline"`
+	// BotToken is the Slack app's bot token (xoxb-…).
+	BotToken     secret `yaml:"bot_token"`
+	BotTokenFile string `yaml:"bot_token_file"`
 }
 
 // InventoryConfig is the inventory section: the static inventory (a file
@@ -358,6 +369,7 @@ func (c *Config) applyDefaults(base string) {
 		c.PagerDuty.WebhookSecretFiles[i] = abs(c.PagerDuty.WebhookSecretFiles[i])
 	}
 	c.PagerDuty.APITokenFile = abs(c.PagerDuty.APITokenFile)
+	c.Slack.BotTokenFile = abs(c.Slack.BotTokenFile)
 	c.Inventory.File = abs(c.Inventory.File)
 	for i := range c.SSH.KnownHosts {
 		c.SSH.KnownHosts[i] = abs(c.SSH.KnownHosts[i])
@@ -403,6 +415,16 @@ func (c *Config) readSecretFiles() error {
 		}
 		c.PagerDuty.WebhookSecrets = append(c.PagerDuty.WebhookSecrets, s)
 	}
+	if f := c.Slack.BotTokenFile; f != "" {
+		if c.Slack.BotToken != "" {
+			return errors.New("slack: bot_token and bot_token_file: set one")
+		}
+		s, err := read("slack.bot_token_file", f)
+		if err != nil {
+			return err
+		}
+		c.Slack.BotToken = s
+	}
 	if f := c.PagerDuty.APITokenFile; f != "" {
 		if c.PagerDuty.APIToken != "" {
 			return errors.New("pagerduty: api_token and api_token_file: set one")
@@ -444,6 +466,9 @@ func (c *Config) Validate() error {
 	check("queue", c.Queue.Validate())
 	check("inventory", c.Inventory.Validate())
 	check("ssh", c.SSH.Validate())
+	if c.Slack.BotToken != "" {
+		check("slack", c.Slack.Validate())
+	}
 	check("evidence.dir", c.Evidence.Dir.Validate())
 	check("evidence.redact", c.Evidence.Redact.Validate())
 	check("runner", c.Runner.Validate())

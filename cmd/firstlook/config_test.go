@@ -44,15 +44,16 @@ func configDir(t *testing.T) string {
 // TestSecretsNeverShown: printing the config, in any format, or an error
 // about it never shows a secret.
 func TestSecretsNeverShown(t *testing.T) {
-	const secret, token = "s3cr3t-webhook-value", "tok3n-api-value"
+	const secret, token, bot = "s3cr3t-webhook-value", "tok3n-api-value", "xoxb-b0t-token-value"
 	t.Setenv("FL_TEST_SECRET", secret)
 	t.Setenv("FL_TEST_TOKEN", token)
+	t.Setenv("FL_TEST_BOT", bot)
 	d := configDir(t)
-	cfg, err := ParseConfig([]byte(minimal), d)
+	cfg, err := ParseConfig([]byte(minimal+"slack:\n  bot_token: ${FL_TEST_BOT}\n"), d)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := cfg.webhookSecrets(); len(got) != 1 || got[0] != secret || cfg.PagerDuty.APIToken.value() != token {
+	if got := cfg.webhookSecrets(); len(got) != 1 || got[0] != secret || cfg.PagerDuty.APIToken.value() != token || cfg.Slack.BotToken.value() != bot {
 		t.Fatalf("secrets not read: got %v", got)
 	}
 	y, _ := yaml.Marshal(cfg)
@@ -61,7 +62,7 @@ func TestSecretsNeverShown(t *testing.T) {
 		"%v": fmt.Sprintf("%v", cfg), "%+v": fmt.Sprintf("%+v", cfg), "%#v": fmt.Sprintf("%#v", cfg),
 		"%s": fmt.Sprintf("%s", cfg.PagerDuty.WebhookSecrets), "yaml": string(y), "json": string(j),
 	} {
-		if strings.Contains(s, secret) || strings.Contains(s, token) {
+		if strings.Contains(s, secret) || strings.Contains(s, token) || strings.Contains(s, bot) {
 			t.Errorf("%s shows a secret: %s", name, s)
 		}
 	}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/firstlook/firstlook/evidence"
 	pdnotes "github.com/firstlook/firstlook/evidence/pagerduty"
+	slackpub "github.com/firstlook/firstlook/evidence/slack"
 	"github.com/firstlook/firstlook/evidence/store/dir"
 	"github.com/firstlook/firstlook/hooks/pagerduty"
 	"github.com/firstlook/firstlook/playbooks"
@@ -107,10 +108,20 @@ func (c *Config) publishers() ([]runner.Publisher, error) {
 		}
 		out = append(out, permanence{pd, pdnotes.ErrPermanent})
 	}
+	if c.Slack.BotToken != "" {
+		sp, err := slackpub.New(c.Slack.Config, c.Slack.BotToken.value())
+		if err != nil {
+			return nil, fmt.Errorf("slack: %w", err)
+		}
+		out = append(out, permanence{sp, slackpub.ErrPermanent})
+	}
 	return out, nil
 }
 
-var _ runner.Publisher = (*pdnotes.Publisher)(nil)
+var (
+	_ runner.Publisher = (*pdnotes.Publisher)(nil)
+	_ runner.Publisher = (*slackpub.Publisher)(nil)
+)
 
 // permanence adapts a publisher whose package has its own "retrying will
 // not help" sentinel (publishers must not import the runner) to

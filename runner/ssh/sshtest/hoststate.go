@@ -1,6 +1,7 @@
 package sshtest
 
 import (
+	"bytes"
 	"fmt"
 	"os"
 	"os/exec"
@@ -8,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"testing"
 	"time"
 )
 
@@ -28,6 +30,24 @@ while [ $# -ge 3 ]; do
 	shift 3
 done
 exec "$sshd" -D -e -f "$cfg"`
+
+// requireOverlay skips the test, saying why, or fails it under
+// FIRSTLOOK_REQUIRE_INTEGRATION=1, when Options.Hide cannot work: the
+// kernel has no overlayfs, built in or as a module.
+func requireOverlay(t testing.TB) {
+	t.Helper()
+	if b, err := os.ReadFile("/proc/filesystems"); err == nil && bytes.Contains(b, []byte("\toverlay\n")) {
+		return
+	}
+	if exec.Command("modinfo", "overlay").Run() == nil {
+		return // mount loads the module
+	}
+	msg := "sshtest: Options.Hide needs overlayfs, which this kernel lacks"
+	if os.Getenv(EnvRequire) == "1" {
+		t.Fatal(msg + " (" + EnvRequire + "=1)")
+	}
+	t.Skip(msg)
+}
 
 // mount is one mount made in a host's mount namespace: kind is "bind" or
 // "hide" (see startScript).
