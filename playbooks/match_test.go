@@ -2,6 +2,7 @@ package playbooks_test
 
 import (
 	"reflect"
+	"strings"
 	"testing"
 	"testing/fstest"
 
@@ -83,5 +84,25 @@ func TestMatch(t *testing.T) {
 				t.Errorf("Match = %v, want %v", got, tc.want)
 			}
 		})
+	}
+}
+
+func TestMerge(t *testing.T) {
+	a, err := playbooks.Load("testdata/valid")
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := func(s *playbooks.Set) (out []string) {
+		for _, p := range s.All() {
+			out = append(out, p.Name)
+		}
+		return out
+	}
+	m, err := playbooks.Merge(a, nil)
+	if err != nil || strings.Join(names(m), ",") != strings.Join(names(a), ",") {
+		t.Fatalf("merge with nil: got %v, %v", names(m), err)
+	}
+	if _, err := playbooks.Merge(a, a); err == nil || !strings.Contains(err.Error(), "is already defined in") {
+		t.Fatalf("merging a set with itself: got %v, want a duplicate-name error", err)
 	}
 }

@@ -1,6 +1,7 @@
 package playbooks
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 
@@ -68,4 +69,30 @@ func (m *Match) Matches(t hooks.Trigger) bool {
 
 func containsFold(list []string, s string) bool {
 	return s != "" && slices.ContainsFunc(list, func(x string) bool { return strings.EqualFold(x, s) })
+}
+
+// Merge combines sets, such as a site's playbooks and those it takes from
+// the library. A name defined twice is an error that points at both.
+func Merge(sets ...*Set) (*Set, error) {
+	out := &Set{byName: map[string]*Playbook{}}
+	var errs ErrorList
+	for _, s := range sets {
+		if s == nil {
+			continue
+		}
+		for _, p := range s.list {
+			if prev, dup := out.byName[p.Name]; dup {
+				errs = append(errs, &Error{File: p.File, Line: p.Pos.Line, Column: p.Pos.Column,
+					Msg: fmt.Sprintf("name: playbook %q is already defined in %s; rename one of them, or leave it out of playbooks.library", p.Name, prev.File)})
+				continue
+			}
+			out.byName[p.Name] = p
+			out.list = append(out.list, p)
+		}
+	}
+	if len(errs) > 0 {
+		return nil, errs
+	}
+	slices.SortFunc(out.list, func(a, b *Playbook) int { return strings.Compare(a.Name, b.Name) })
+	return out, nil
 }

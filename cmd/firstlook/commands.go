@@ -16,6 +16,7 @@ import (
 	"github.com/firstlook/firstlook/hooks"
 	"github.com/firstlook/firstlook/hooks/pagerduty"
 	"github.com/firstlook/firstlook/playbooks"
+	"github.com/firstlook/firstlook/playbooks/library"
 	"github.com/firstlook/firstlook/runner"
 )
 
@@ -47,12 +48,20 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return err
 	}
 	pb, ok := p.playbooks.Get(*pbName)
+	if !ok && slices.Contains(library.Names(), *pbName) {
+		// Every library playbook runs by name, configured or not.
+		lib, err := library.Load(*pbName)
+		if err != nil {
+			return err
+		}
+		pb, ok = lib.Get(*pbName)
+	}
 	if !ok {
 		var names []string
 		for _, x := range p.playbooks.All() {
 			names = append(names, x.Name)
 		}
-		return fmt.Errorf("no playbook %q; playbooks: %s", *pbName, strings.Join(names, ", "))
+		return fmt.Errorf("no playbook %q; configured: %s; library: %s", *pbName, strings.Join(names, ", "), strings.Join(library.Names(), ", "))
 	}
 	r, err := runner.New(cfg.runnerOptions(p, newLogger(cfg, stderr)))
 	if err != nil {
@@ -144,22 +153,39 @@ func validateCmd(args []string, stdout, stderr io.Writer) error {
 			}
 		}
 	}
+	var libNames []string
 	if *path != "" {
 		cfg, err := LoadConfig(*path)
 		if err != nil {
 			report(err)
 		} else {
 			paths = append(slices.Clone(cfg.Playbooks.Paths), paths...)
+			libNames = cfg.Playbooks.Library
 			if _, err := cfg.planParts(); err != nil && !isPlaybookError(err) {
 				report(err)
 			}
 		}
 	}
 	var set *playbooks.Set
-	if len(paths) > 0 {
-		var err error
-		if set, err = playbooks.Load(paths...); err != nil {
-			report(err)
+	if len(paths) > 0 || libNames != nil {
+		var sets []*playbooks.Set
+		if len(paths) > 0 {
+			s, err := playbooks.Load(paths...)
+			if err != nil {
+				report(err)
+			}
+			sets = append(sets, s)
+		}
+		if len(libNames) > 0 {
+			if s, err := library.Load(libNames...); err == nil {
+				sets = append(sets, s)
+			}
+		}
+		if !bad {
+			var err error
+			if set, err = playbooks.Merge(sets...); err != nil {
+				report(err)
+			}
 		}
 	}
 	if bad {

@@ -62,6 +62,12 @@ func TestRunCommand(t *testing.T) {
 	if code != 1 || !strings.Contains(errOut.String(), `host "web-9": not in the inventory`) {
 		t.Errorf("unknown host: exit %d, stderr %q", code, errOut.String())
 	}
+	// A library playbook runs by name without being configured.
+	out.Reset()
+	code = run(context.Background(), []string{"run", "-config", e.cfgPath, "-host", "host-1", "-playbook", "linux-baseline", "-summary"}, &out, &errOut)
+	if code != 0 || !strings.Contains(out.String(), "firstlook: linux-baseline on host-1: ") {
+		t.Errorf("library playbook: exit %d\n%s", code, out.String())
+	}
 	code = run(context.Background(), []string{"run", "-config", e.cfgPath, "-host", "host-1"}, &out, &errOut)
 	if code != 2 {
 		t.Errorf("missing -playbook: got exit %d, want 2", code)

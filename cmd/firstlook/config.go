@@ -19,6 +19,7 @@ import (
 	slackpub "github.com/firstlook/firstlook/evidence/slack"
 	"github.com/firstlook/firstlook/evidence/store/dir"
 	"github.com/firstlook/firstlook/hooks/pagerduty"
+	"github.com/firstlook/firstlook/playbooks/library"
 	"github.com/firstlook/firstlook/runner"
 	"github.com/firstlook/firstlook/runner/inventory"
 	"github.com/firstlook/firstlook/runner/inventory/ec2"
@@ -125,6 +126,10 @@ func (c InventoryConfig) Validate() error {
 type PlaybooksConfig struct {
 	// Paths are playbook files or directories (searched recursively).
 	Paths []string `yaml:"paths"`
+	// Library names the playbooks shipped in firstlook to match incidents
+	// with, beside those under Paths. Every library playbook can be run by
+	// name with firstlook run, listed here or not.
+	Library []string `yaml:"library"`
 }
 
 // EvidenceConfig says where bundles go.
@@ -472,8 +477,13 @@ func (c *Config) Validate() error {
 	check("evidence.dir", c.Evidence.Dir.Validate())
 	check("evidence.redact", c.Evidence.Redact.Validate())
 	check("runner", c.Runner.Validate())
-	if len(c.Playbooks.Paths) == 0 {
-		check("playbooks.paths", errors.New("required: list playbook files or directories"))
+	if len(c.Playbooks.Paths) == 0 && len(c.Playbooks.Library) == 0 {
+		check("playbooks", errors.New("no playbooks: list files or directories under paths, or library playbooks under library"))
+	}
+	for i, name := range c.Playbooks.Library {
+		if !slices.Contains(library.Names(), name) {
+			check(fmt.Sprintf("playbooks.library[%d]", i), fmt.Errorf("no playbook %q in the library; it has %s", name, strings.Join(library.Names(), ", ")))
+		}
 	}
 	return errors.Join(errs...)
 }

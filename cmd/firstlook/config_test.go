@@ -100,9 +100,10 @@ func TestParseConfig(t *testing.T) {
 		{"unknown key in a list", strings.Replace(minimal, "user: u}", "usr: u}", 1), `inventory.hosts[0]: unknown key "usr"`},
 		{"unset variable", strings.Replace(minimal, "FL_TEST_TOKEN", "FL_TEST_UNSET_VAR", 1), "pagerduty.api_token: environment variable FL_TEST_UNSET_VAR is not set"},
 		{"bad title pattern", minimal + "runner:\n  hints:\n    title: [{pattern: 'web-\\d+'}]\n", "runner: hints.title[0].pattern"},
-		{"no playbooks", strings.Replace(minimal, "paths: [playbooks]", "paths: []", 1), "playbooks.paths: required"},
+		{"no playbooks", strings.Replace(minimal, "paths: [playbooks]", "paths: []", 1), "playbooks: no playbooks"},
 		{"bad log level", minimal + "log_level: loud\n", `log_level: "loud"`},
 		{"wrong type", minimal + "runner: {workers: many}\n", "line 12"},
+		{"unknown library playbook", strings.Replace(minimal, "paths: [playbooks]", "paths: [playbooks]\n  library: [linux-baseline, disk-ful]", 1), `playbooks.library[1]: no playbook "disk-ful" in the library`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

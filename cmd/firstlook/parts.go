@@ -13,6 +13,7 @@ import (
 	"github.com/firstlook/firstlook/evidence/store/dir"
 	"github.com/firstlook/firstlook/hooks/pagerduty"
 	"github.com/firstlook/firstlook/playbooks"
+	"github.com/firstlook/firstlook/playbooks/library"
 	"github.com/firstlook/firstlook/runner"
 	"github.com/firstlook/firstlook/runner/inventory"
 	"github.com/firstlook/firstlook/runner/inventory/ec2"
@@ -37,7 +38,7 @@ func (c *Config) planParts() (*parts, error) {
 	if err != nil {
 		return nil, err
 	}
-	set, err := playbooks.Load(c.Playbooks.Paths...)
+	set, err := c.loadPlaybooks()
 	if err != nil {
 		return nil, fmt.Errorf("playbooks:\n%w", err)
 	}
@@ -46,6 +47,27 @@ func (c *Config) planParts() (*parts, error) {
 		p.alerts = pagerduty.NewAlerts(c.PagerDuty.Config, c.PagerDuty.APIToken.value())
 	}
 	return p, nil
+}
+
+// loadPlaybooks loads the playbooks under playbooks.paths and the library
+// playbooks named in playbooks.library, as one set.
+func (c *Config) loadPlaybooks() (*playbooks.Set, error) {
+	var sets []*playbooks.Set
+	if len(c.Playbooks.Paths) > 0 {
+		s, err := playbooks.Load(c.Playbooks.Paths...)
+		if err != nil {
+			return nil, err
+		}
+		sets = append(sets, s)
+	}
+	if len(c.Playbooks.Library) > 0 {
+		s, err := library.Load(c.Playbooks.Library...)
+		if err != nil {
+			return nil, err
+		}
+		sets = append(sets, s)
+	}
+	return playbooks.Merge(sets...)
 }
 
 // inventory is the static inventory, followed by EC2 when configured.

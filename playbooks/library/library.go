@@ -48,6 +48,19 @@ func Names() []string {
 // given. The playbooks' File is "<name>.yaml". An unknown name is an
 // error that lists the known ones.
 func Load(names ...string) (*playbooks.Set, error) {
+	set, err := load(names...)
+	if err != nil {
+		return nil, err
+	}
+	// Evidence names the file a playbook came from: make it plain that
+	// this one shipped with firstlook, not a site file of the same name.
+	for _, p := range set.All() {
+		p.File = "library/" + p.File
+	}
+	return set, nil
+}
+
+func load(names ...string) (*playbooks.Set, error) {
 	if len(names) == 0 {
 		return playbooks.LoadFS(files, ".")
 	}

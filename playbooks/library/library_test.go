@@ -45,8 +45,8 @@ func TestLoad(t *testing.T) {
 	}
 	for _, p := range set.All() {
 		t.Run(p.Name, func(t *testing.T) {
-			if p.File != p.Name+".yaml" {
-				t.Errorf("file: got %q, want %q: one playbook per file, named after it", p.File, p.Name+".yaml")
+			if p.File != "library/"+p.Name+".yaml" {
+				t.Errorf("file: got %q, want %q: one playbook per file, named after it", p.File, "library/"+p.Name+".yaml")
 			}
 			if p.Description == "" {
 				t.Errorf("description: empty")
