@@ -33,6 +33,21 @@ var (
 	ErrNotFound = errors.New("object not found")
 )
 
+// ErrInvalidKey is wrapped by the error a Store returns for a key outside
+// the rules of ValidKey.
+var ErrInvalidKey = errors.New("invalid key")
+
+// ValidKey checks the key rules every Store keeps: a relative,
+// slash-separated path with no empty, "." or ".." elements. A local store
+// must not be led outside its root, and a key one store refuses must not
+// work in another, or a change of store would break it.
+func ValidKey(key string) error {
+	if key == "" || strings.HasSuffix(key, "/") || path.Clean("/"+key) != "/"+key {
+		return fmt.Errorf("%w %q", ErrInvalidKey, key)
+	}
+	return nil
+}
+
 // ManifestFile is the name of the manifest inside a bundle's prefix. It is
 // written last: a prefix without it is an incomplete bundle.
 const ManifestFile = "manifest.json"

@@ -9,9 +9,7 @@ import (
 	"io/fs"
 	"net/url"
 	"os"
-	"path"
 	"path/filepath"
-	"strings"
 
 	"github.com/firstlook/firstlook/evidence"
 )
@@ -56,11 +54,10 @@ func New(cfg Config) (*Store, error) {
 func (s *Store) Root() string { return s.root }
 
 func (s *Store) path(key string) (string, error) {
-	clean := path.Clean("/" + key)
-	if key == "" || strings.HasSuffix(key, "/") || clean != "/"+key {
-		return "", fmt.Errorf("dir: invalid key %q", key)
+	if err := evidence.ValidKey(key); err != nil {
+		return "", fmt.Errorf("dir: %w", err)
 	}
-	return filepath.Join(s.root, filepath.FromSlash(clean)), nil
+	return filepath.Join(s.root, filepath.FromSlash(key)), nil
 }
 
 // Put writes body under key. The file appears complete or not at all, and

@@ -315,8 +315,8 @@ func (s *Store) Link(ctx context.Context, key string) (string, error) {
 // prefix. S3 itself would take anything, but a key that the local stores
 // refuse must not work here either, or a config change would break it.
 func (s *Store) objectKey(key string) (string, error) {
-	if key == "" || strings.HasSuffix(key, "/") || path.Clean("/"+key) != "/"+key {
-		return "", fmt.Errorf("s3: invalid key %q", key)
+	if err := evidence.ValidKey(key); err != nil {
+		return "", fmt.Errorf("s3: %w", err)
 	}
 	return s.cfg.Prefix + key, nil
 }

@@ -609,8 +609,8 @@ func (s *Store) drop(e *entry, uploaded bool) {
 // spool, which names files by sequence number, but a key another store
 // would refuse must not be accepted now and fail at upload.
 func validKey(key string) error {
-	if key == "" || strings.HasSuffix(key, "/") || path.Clean("/"+key) != "/"+key {
-		return fmt.Errorf("spool: invalid key %q", key)
+	if err := evidence.ValidKey(key); err != nil {
+		return fmt.Errorf("spool: %w", err)
 	}
 	return nil
 }

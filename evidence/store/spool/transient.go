@@ -54,8 +54,10 @@ func Transient(err error) bool {
 		errors.Is(err, context.Canceled):
 		return false
 	}
+	// The SDK wraps failures that got no answer in a response error with
+	// status 0; only a real status says the server answered.
 	var st interface{ HTTPStatusCode() int }
-	if errors.As(err, &st) {
+	if errors.As(err, &st) && st.HTTPStatusCode() > 0 {
 		c := st.HTTPStatusCode()
 		if c >= 500 || c == http.StatusRequestTimeout || c == http.StatusTooManyRequests {
 			return true
