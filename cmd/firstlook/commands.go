@@ -38,7 +38,7 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
-	p, err := cfg.runParts()
+	p, err := cfg.runParts(ctx, false, newLogger(cfg, stderr))
 	if err != nil {
 		return err
 	}

@@ -18,6 +18,8 @@ import (
 	pdnotes "github.com/firstlook/firstlook/evidence/pagerduty"
 	slackpub "github.com/firstlook/firstlook/evidence/slack"
 	"github.com/firstlook/firstlook/evidence/store/dir"
+	"github.com/firstlook/firstlook/evidence/store/s3"
+	"github.com/firstlook/firstlook/evidence/store/spool"
 	"github.com/firstlook/firstlook/hooks/pagerduty"
 	"github.com/firstlook/firstlook/playbooks/library"
 	"github.com/firstlook/firstlook/runner"
@@ -134,8 +136,14 @@ type PlaybooksConfig struct {
 
 // EvidenceConfig says where bundles go.
 type EvidenceConfig struct {
-	// Dir is the local directory store (default <data_dir>/evidence).
+	// Dir is the local directory store (default <data_dir>/evidence),
+	// used unless S3 is set.
 	Dir dir.Config `yaml:"dir"`
+	// S3 keeps bundles in S3 (or an S3-compatible store) instead.
+	S3 *s3.Config `yaml:"s3"`
+	// Spool holds what S3 could not take yet (default dir
+	// <data_dir>/spool); serve uploads it when S3 is back.
+	Spool spool.Config `yaml:"spool"`
 	// Redact adds patterns to the built-in secret redaction.
 	Redact evidence.RedactConfig `yaml:"redact"`
 }
@@ -389,6 +397,10 @@ func (c *Config) applyDefaults(base string) {
 		c.Evidence.Dir.Path = filepath.Join(c.DataDir, "evidence")
 	}
 	c.Evidence.Dir.Path = abs(c.Evidence.Dir.Path)
+	if c.Evidence.Spool.Dir == "" {
+		c.Evidence.Spool.Dir = filepath.Join(c.DataDir, "spool")
+	}
+	c.Evidence.Spool.Dir = abs(c.Evidence.Spool.Dir)
 	c.Queue.DataDir = c.DataDir
 	c.Queue.Embedded.Dir = abs(c.Queue.Embedded.Dir)
 	c.Queue.CredsFile = abs(c.Queue.CredsFile)
@@ -474,7 +486,11 @@ func (c *Config) Validate() error {
 	if c.Slack.BotToken != "" {
 		check("slack", c.Slack.Validate())
 	}
-	check("evidence.dir", c.Evidence.Dir.Validate())
+	if c.Evidence.S3 != nil {
+		check("evidence.s3", c.Evidence.S3.Validate())
+	} else {
+		check("evidence.dir", c.Evidence.Dir.Validate())
+	}
 	check("evidence.redact", c.Evidence.Redact.Validate())
 	check("runner", c.Runner.Validate())
 	if len(c.Playbooks.Paths) == 0 && len(c.Playbooks.Library) == 0 {

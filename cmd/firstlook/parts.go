@@ -11,6 +11,8 @@ import (
 	pdnotes "github.com/firstlook/firstlook/evidence/pagerduty"
 	slackpub "github.com/firstlook/firstlook/evidence/slack"
 	"github.com/firstlook/firstlook/evidence/store/dir"
+	"github.com/firstlook/firstlook/evidence/store/s3"
+	"github.com/firstlook/firstlook/evidence/store/spool"
 	"github.com/firstlook/firstlook/hooks/pagerduty"
 	"github.com/firstlook/firstlook/playbooks"
 	"github.com/firstlook/firstlook/playbooks/library"
@@ -23,10 +25,13 @@ import (
 // parts are the pieces every command that touches hosts builds from the
 // configuration. This is the one place that knows every implementation.
 type parts struct {
-	inventory  runner.Inventory
-	playbooks  *playbooks.Set
-	dialer     *ssh.Dialer
-	store      *dir.Store
+	inventory runner.Inventory
+	playbooks *playbooks.Set
+	dialer    *ssh.Dialer
+	store     evidence.Store
+	// spool, when S3 is configured for serve, holds what S3 could not take
+	// yet; serve runs its uploads.
+	spool      *spool.Store
 	alerts     runner.AlertHints
 	publishers []runner.Publisher
 }
@@ -99,21 +104,41 @@ func (c *Config) ec2Only() (runner.Inventory, error) {
 	return src, nil
 }
 
-// runParts builds everything a run needs.
-func (c *Config) runParts() (*parts, error) {
+// runParts builds everything a run needs. With S3 configured, serve
+// (spooled) puts a local spool in front of it, so that an S3 outage loses
+// nothing; a one-off run writes to S3 directly and says so if it fails.
+func (c *Config) runParts(ctx context.Context, spooled bool, log *slog.Logger) (_ *parts, err error) {
 	p, err := c.planParts()
 	if err != nil {
 		return nil, err
 	}
+	defer func() {
+		if err != nil {
+			p.close()
+		}
+	}()
 	if p.dialer, err = ssh.New(c.SSH); err != nil {
 		return nil, fmt.Errorf("ssh: %w", err)
 	}
-	if p.store, err = dir.New(c.Evidence.Dir); err != nil {
-		p.dialer.Close()
-		return nil, fmt.Errorf("evidence: %w", err)
+	switch {
+	case c.Evidence.S3 != nil:
+		remote, err := s3.New(ctx, *c.Evidence.S3)
+		if err != nil {
+			return nil, fmt.Errorf("evidence.s3: %w", err)
+		}
+		p.store = remote
+		if spooled {
+			if p.spool, err = spool.New(c.Evidence.Spool, remote, log.With("component", "spool")); err != nil {
+				return nil, fmt.Errorf("evidence.spool: %w", err)
+			}
+			p.store = p.spool
+		}
+	default:
+		if p.store, err = dir.New(c.Evidence.Dir); err != nil {
+			return nil, fmt.Errorf("evidence: %w", err)
+		}
 	}
 	if p.publishers, err = c.publishers(); err != nil {
-		p.dialer.Close()
 		return nil, err
 	}
 	return p, nil
@@ -170,6 +195,9 @@ func (p *parts) close() {
 	if p.dialer != nil {
 		p.dialer.Close()
 	}
+	if p.spool != nil {
+		p.spool.Close()
+	}
 }
 
 // runnerOptions are the runner's parts; jobs and state are added by serve.
@@ -190,9 +218,7 @@ func (c *Config) runnerOptions(p *parts, log *slog.Logger) runner.Options {
 	if p.dialer != nil {
 		o.Dialer = runner.SSH(p.dialer)
 	}
-	if p.store != nil {
-		o.Store = p.store
-	}
+	o.Store = p.store
 	return o
 }
 

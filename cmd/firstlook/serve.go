@@ -54,7 +54,7 @@ func Serve(ctx context.Context, opts ServeOptions) error {
 	if err := cfg.requireIntake(); err != nil {
 		return err
 	}
-	p, err := cfg.runParts()
+	p, err := cfg.runParts(ctx, true, log)
 	if err != nil {
 		return err
 	}
@@ -109,6 +109,11 @@ func Serve(ctx context.Context, opts ServeOptions) error {
 	var runErr, srvErr error
 	if !opts.NoWorkers {
 		wg.Go(func() { runErr = r.Run(runCtx) })
+	}
+	if p.spool != nil {
+		// Uploads what S3 could not take; stops with the workers, and
+		// what is left is uploaded at the next start.
+		wg.Go(func() { _ = p.spool.Run(runCtx) })
 	}
 	srvDone := make(chan struct{})
 	go func() {
