@@ -18,6 +18,12 @@
 // With Options.HopDelay the links add a fixed delay to every packet, as a
 // WAN between the test, the bastion and the hosts would (delay.go).
 //
+// Hosts can differ as machines do (hoststate.go): Options.PrivateDirs gives
+// each host its own /var/log (say) in a mount namespace of its own, which
+// the test fills through HostDir; Options.Hide removes commands from a
+// host, as if they were not installed; Spawn starts a process on a host,
+// such as a daemon holding a file open.
+//
 // It needs root, /usr/sbin/sshd, ip (iproute2) and unshare (util-linux); see
 // Require.
 package sshtest
@@ -206,6 +212,9 @@ func New(t testing.TB, opts Options) *Net {
 		case slices.Contains(opts.PrivateDirs[:i], d):
 			t.Fatalf("sshtest: private dir %q given twice", d)
 		}
+	}
+	if len(opts.Hide) > 0 {
+		requireOverlay(t)
 	}
 	if len(opts.PrivateDirs) > 0 || len(opts.Hide) > 0 {
 		if _, err := exec.LookPath("mount"); err != nil {
