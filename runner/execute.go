@@ -68,16 +68,29 @@ func (r *Runner) execute(ctx context.Context, t hooks.Trigger, run Run) *evidenc
 	if p.Parallel {
 		// Concurrent sessions on the one connection; runner/ssh queues
 		// what exceeds the host's session limit.
+		// Each step records into its own bundle; they are merged once all
+		// are done (a Bundle is not safe for concurrent use).
 		var wg sync.WaitGroup
+		parts := make([]*evidence.Bundle, len(p.Steps))
 		for i := range p.Steps {
 			m.Steps[i] = evidence.Step{Name: p.Steps[i].Name, Command: cmds[i].Line, ExitCode: -1, StartedAt: r.now().UTC()}
 			if cmds[i].Err != nil {
 				m.Steps[i].Error = cmds[i].Err.Error()
 				continue
 			}
-			wg.Go(func() { r.runStep(ctx, conn, i, p.Steps[i], cmds[i], b, &m.Steps[i]) })
+			parts[i] = &evidence.Bundle{}
+			wg.Go(func() { r.runStep(ctx, conn, i, p.Steps[i], cmds[i], parts[i], &m.Steps[i]) })
 		}
 		wg.Wait()
+		for _, part := range parts {
+			if part == nil {
+				continue
+			}
+			if b.Files == nil {
+				b.Files = map[string][]byte{}
+			}
+			maps.Copy(b.Files, part.Files)
+		}
 	} else {
 		codes := map[string]int{}
 		for i, step := range p.Steps {

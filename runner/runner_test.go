@@ -165,7 +165,8 @@ steps:
 			go func() { started.Wait(); close(done) }()
 			select {
 			case <-done:
-				return ssh.Result{ExitCode: 0}, nil
+				out := []byte(cmd + " printed this\n")
+				return ssh.Result{ExitCode: 0, Stdout: out, StdoutBytes: int64(len(out)), Stderr: out, StderrBytes: int64(len(out))}, nil
 			case <-ctx.Done():
 				return ssh.Result{ExitCode: -1, TimedOut: true}, nil
 			}
@@ -174,9 +175,16 @@ steps:
 	r, _ := runner.New(runner.Options{Inventory: testInventory(t), Playbooks: set, Dialer: d, Log: quiet()})
 	host, _ := testInventory(t).Resolve(context.Background(), "web-1")
 	pb, _ := set.Get("par")
-	m := r.Execute(context.Background(), trigger("I2", "x"), runner.Run{Playbook: pb, Host: host, Target: host.Name}).Manifest
+	b := r.Execute(context.Background(), trigger("I2", "x"), runner.Run{Playbook: pb, Host: host, Target: host.Name})
+	m := b.Manifest
 	if m.Status != evidence.StatusOK {
 		t.Fatalf("got %s %+v, want the three steps to run concurrently", m.Status, m.Steps)
+	}
+	for i, st := range m.Steps {
+		want := fmt.Sprintf("echo %d printed this\n", i+1)
+		if got := string(b.Files[st.Stdout.File]); got != want || string(b.Files[st.Stderr.File]) != want {
+			t.Errorf("step %s: got stdout %q, want %q (and the same on stderr)", st.Name, got, want)
+		}
 	}
 }
 
