@@ -32,9 +32,7 @@ unit:
 demo:
 	$(GO) run -ldflags "$(LDFLAGS)" ./cmd/firstlook demo
 
-## bench: the intake against a no-op handler in the same run (see README).
-bench:
-	$(GO) test -run '^$$' -bench Intake -benchtime 100000x -count 1 -timeout 30m ./cmd/firstlook/ | grep -v '^Benchmark'
+XX
 
 clean:
 	rm -rf bin .demo

@@ -2,6 +2,7 @@ package sshtest
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -20,9 +21,9 @@ import (
 // Delay on the links (Options.HopDelay).
 //
 // The obvious tool, "tc qdisc add dev eth0 root netem delay 10ms", needs
-// sch_netem, and kernels built without it exist (CONFIG_NET_SCH_NETEM is
-// unset on the CI machines' kernel). Neither do the other in-kernel ways
-// work there: an eBPF program on clsact can set an earliest departure time
+// sch_netem, and kernels built without it exist (the project's test
+// machine has CONFIG_NET_SCH_NETEM unset). Neither do the other in-kernel
+// ways work there: an eBPF program on clsact can set an earliest departure time
 // (EDT) but only sch_fq or sch_etf honour it, and both are missing too;
 // tbf and htb add queueing delay that depends on the load, not a fixed
 // delay.
@@ -205,6 +206,9 @@ type DelayStats struct {
 	LateMax     time.Duration
 	LateOver1ms int64 // packets more than 1 ms late
 	Dropped     int64 // packets the receiving device refused
+	// CPU is the CPU time the delay process used: what the emulated
+	// network costs the machine.
+	CPU time.Duration
 }
 
 // LateMean is the mean lateness of a packet.
@@ -223,6 +227,7 @@ func (s DelayStats) Sub(before DelayStats) DelayStats {
 	s.LateTotal -= before.LateTotal
 	s.LateOver1ms -= before.LateOver1ms
 	s.Dropped -= before.Dropped
+	s.CPU -= before.CPU
 	return s
 }
 
@@ -261,9 +266,38 @@ func (dl *delayLinks) stats() (DelayStats, error) {
 	if err := json.Unmarshal(line, &raw); err != nil {
 		return DelayStats{}, fmt.Errorf("%w: %q", err, line)
 	}
+	cpu, err := processCPU(dl.cmd.Process.Pid)
+	if err != nil {
+		return DelayStats{}, err
+	}
 	return DelayStats{
 		HopDelay: dl.delay, Packets: raw.Packets, Bytes: raw.Bytes,
 		LateTotal: time.Duration(raw.LateSumNS), LateMax: time.Duration(raw.LateMaxNS),
-		LateOver1ms: raw.LateOver1ms, Dropped: raw.Dropped,
+		LateOver1ms: raw.LateOver1ms, Dropped: raw.Dropped, CPU: cpu,
 	}, nil
+}
+
+// processCPU reads a process's user and system time from /proc/PID/stat.
+func processCPU(pid int) (time.Duration, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	// The command name, field 2, is in parentheses and may hold spaces;
+	// utime and stime are fields 14 and 15.
+	i := bytes.LastIndexByte(b, ')')
+	fields := strings.Fields(string(b[i+1:]))
+	if i < 0 || len(fields) < 13 {
+		return 0, fmt.Errorf("parse /proc/%d/stat: %q", pid, b)
+	}
+	var ticks int64
+	for _, f := range fields[11:13] {
+		v, err := strconv.ParseInt(f, 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("parse /proc/%d/stat: %w", pid, err)
+		}
+		ticks += v
+	}
+	// USER_HZ is 100 on every Linux architecture Go supports.
+	return time.Duration(ticks) * (time.Second / 100), nil
 }

@@ -157,6 +157,9 @@ type Net struct {
 	bastion *node
 	hosts   []*node
 	delay   *delayLinks // nil without HopDelay
+
+	cpuMu sync.Mutex
+	cpu   *cpuAccount // nil until ServerCPU's first call
 }
 
 // node is one sshd in its namespace.

@@ -30,7 +30,6 @@ import (
 	"os"
 	"runtime"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 	"unsafe"
@@ -40,8 +39,8 @@ import (
 
 // queueLen bounds the packets in flight in one direction. At 1500 bytes a
 // packet and a 10 ms delay it allows 600 MB/s, far above what the tests
-// send; beyond it the reader waits and the kernel's device queue fills
-// and drops, as a real router would.
+// send; beyond it packets are dropped, as a router drops at the tail of a
+// full queue.
 const queueLen = 4096
 
 // Stats is the answer to "stats": how faithfully packets were delayed
@@ -53,27 +52,25 @@ type Stats struct {
 	LateMaxNS   int64 `json:"late_max_ns"`
 	LateSumNS   int64 `json:"late_sum_ns"`
 	LateOver1ms int64 `json:"late_over_1ms"`
-	// Dropped counts packets the destination device refused (it was down,
-	// or its namespace was being deleted).
+	// Dropped counts packets lost: refused by the receiving device (down,
+	// or its namespace going away) or beyond queueLen.
 	Dropped int64 `json:"dropped"`
 }
 
+// counters are written by the forwarding thread and read by "stats".
 type counters struct {
 	packets, bytes, lateMax, lateSum, lateOver1ms, dropped atomic.Int64
 }
 
-func (c *counters) record(n int, late time.Duration) {
+func (c *counters) record(n int, late int64) {
 	c.packets.Add(1)
 	c.bytes.Add(int64(n))
-	c.lateSum.Add(int64(late))
-	if late > time.Millisecond {
+	c.lateSum.Add(late)
+	if late > int64(time.Millisecond) {
 		c.lateOver1ms.Add(1)
 	}
-	for {
-		old := c.lateMax.Load()
-		if int64(late) <= old || c.lateMax.CompareAndSwap(old, int64(late)) {
-			return
-		}
+	if late > c.lateMax.Load() { // only the forwarding thread writes it
+		c.lateMax.Store(late)
 	}
 }
 
@@ -98,10 +95,9 @@ func run(delay time.Duration, pairs []string) error {
 	if delay <= 0 || len(pairs) == 0 {
 		return errors.New("usage: delaylink -delay 10ms NAME_A:NAME_B [NAME_A:NAME_B ...]")
 	}
-	// A P for each reader and writer thread (two per direction, two
-	// directions per link) and the main goroutine: see pump.
-	runtime.GOMAXPROCS(max(runtime.NumCPU(), 4*len(pairs)+2))
-	var c counters
+	// The forwarding loop holds the main thread; see forward.
+	runtime.LockOSThread()
+	var dirs []*direction
 	for _, p := range pairs {
 		a, b, ok := strings.Cut(p, ":")
 		if !ok || a == "" || b == "" {
@@ -115,29 +111,37 @@ func run(delay time.Duration, pairs []string) error {
 		if err != nil {
 			return err
 		}
-		// The pumps end with the process: the devices live as long as
-		// it does, and the test that started it ends it.
-		go pump(fa, fb, delay, &c)
-		go pump(fb, fa, delay, &c)
+		dirs = append(dirs, &direction{src: fa, dst: fb}, &direction{src: fb, dst: fa})
 	}
+	var c counters
+	fwd, err := newForwarder(dirs, int64(delay), &c)
+	if err != nil {
+		return err
+	}
+	go control(&c) // exits the process at end of input
 	fmt.Println("ready")
+	return fwd.loop()
+}
+
+// control answers "stats" lines on stdin and exits at its end: the parent
+// closed the pipe, or died.
+func control(c *counters) {
 	in := bufio.NewScanner(os.Stdin)
 	out := json.NewEncoder(os.Stdout)
 	for in.Scan() {
 		if in.Text() == "stats" {
 			if err := out.Encode(c.stats()); err != nil {
-				return err
+				break
 			}
 		}
 	}
-	return nil
+	os.Exit(0)
 }
 
 // openTUN creates a layer-3 TUN device without packet information
-// headers, so that each read or write is one IP packet. The descriptor
-// stays blocking: each one is read by a thread of its own (see pump).
+// headers, so that each read or write is one IP packet.
 func openTUN(name string) (int, error) {
-	fd, err := unix.Open("/dev/net/tun", unix.O_RDWR|unix.O_CLOEXEC, 0)
+	fd, err := unix.Open("/dev/net/tun", unix.O_RDWR|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return -1, fmt.Errorf("open /dev/net/tun: %w", err)
 	}
@@ -154,82 +158,177 @@ func openTUN(name string) (int, error) {
 	return fd, nil
 }
 
-type packet struct {
-	buf *[]byte // from bufs
-	n   int
-	due unix.Timespec // CLOCK_MONOTONIC
+// direction is one way of one link: packets read from src wait in q, in
+// order, until due, then go to dst.
+type direction struct {
+	src, dst int
+	q        []packet
+	head     int // q[head:] is waiting
 }
 
-// bufSize holds any packet: TUN devices have an MTU of 1500 unless
-// changed, and the largest IPv4 packet is 65535 bytes.
-const bufSize = 1 << 16
+type packet struct {
+	b   []byte
+	due int64 // CLOCK_MONOTONIC, ns
+}
 
-var bufs = sync.Pool{New: func() any { b := make([]byte, bufSize); return &b }}
+// forwarder moves every direction's packets on one thread: an epoll loop
+// over the devices and a timerfd armed, with an absolute CLOCK_MONOTONIC
+// time, for the earliest packet due. Each packet is stamped with its due
+// time when read and released then, so packets in flight overlap as on a
+// wire: the delay is added once per packet, never once per packet queued
+// ahead of it, and the bandwidth is not limited. A timerfd wakes with
+// microsecond precision (epoll's own timeout, and the Go timers built on
+// it, have a millisecond), and one thread doing everything keeps the cost
+// to a few system calls per packet with no scheduler in between.
+type forwarder struct {
+	dirs  []*direction
+	delay int64
+	c     *counters
+	ep    int
+	timer int
+	free  [][]byte // packet buffers to reuse
+}
 
-// pump moves packets from src to dst, each released delay after it was
-// read. The reader stamps a packet with its due time and queues it at
-// once, so packets in flight overlap as on a wire: the delay is added
-// once per packet, never once per packet queued ahead of it.
-//
-// Precision: the reader and the writer each hold an OS thread and block
-// in plain system calls, read(2) and an absolute clock_nanosleep(2) with
-// a 1 ns timer slack, so the kernel wakes them on time; main gives the
-// runtime a P for every such thread, so none waits for another to get
-// back to Go code. (Go timers would wake on a millisecond epoll timeout
-// and add up to 1 ms per packet; a P shared by busy goroutines, up to the
-// scheduler's 10 ms time slice.)
-func pump(src, dst int, delay time.Duration, c *counters) {
-	q := make(chan packet, queueLen)
-	go func() { // lives as long as the process
-		realtime()
-		_ = unix.Prctl(unix.PR_SET_TIMERSLACK, 1, 0, 0, 0)
-		for p := range q {
-			for unix.ClockNanosleep(unix.CLOCK_MONOTONIC, unix.TIMER_ABSTIME, &p.due, nil) == unix.EINTR {
-			}
-			late := time.Duration(now() - p.due.Nano())
-			if _, err := unix.Write(dst, (*p.buf)[:p.n]); err != nil {
-				// The receiving device is down (not configured yet, or
-				// its namespace is going away): lost, as on a wire.
-				c.dropped.Add(1)
-			} else {
-				c.record(p.n, late)
-			}
-			bufs.Put(p.buf)
+func newForwarder(dirs []*direction, delay int64, c *counters) (*forwarder, error) {
+	f := &forwarder{dirs: dirs, delay: delay, c: c}
+	var err error
+	if f.ep, err = unix.EpollCreate1(unix.EPOLL_CLOEXEC); err != nil {
+		return nil, fmt.Errorf("epoll: %w", err)
+	}
+	if f.timer, err = unix.TimerfdCreate(unix.CLOCK_MONOTONIC, unix.TFD_NONBLOCK|unix.TFD_CLOEXEC); err != nil {
+		return nil, fmt.Errorf("timerfd: %w", err)
+	}
+	// Event data: the direction's index, or -1 for the timer.
+	add := func(fd int, data int32) error {
+		return unix.EpollCtl(f.ep, unix.EPOLL_CTL_ADD, fd, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: data})
+	}
+	if err := add(f.timer, -1); err != nil {
+		return nil, fmt.Errorf("epoll: %w", err)
+	}
+	for i, d := range dirs {
+		if err := add(d.src, int32(i)); err != nil {
+			return nil, fmt.Errorf("epoll: %w", err)
 		}
-	}()
+	}
+	return f, nil
+}
+
+func (f *forwarder) loop() error {
 	realtime()
+	events := make([]unix.EpollEvent, len(f.dirs)+1)
+	scratch := make([]byte, 1<<16) // the largest IPv4 packet
+	armed := int64(0)
 	for {
-		buf := bufs.Get().(*[]byte)
-		n, err := unix.Read(src, *buf)
-		if err == unix.EINTR || err == unix.EAGAIN {
-			bufs.Put(buf)
+		next := f.release()
+		if next != armed {
+			// Zero disarms.
+			spec := unix.ItimerSpec{Value: unix.NsecToTimespec(next)}
+			if err := unix.TimerfdSettime(f.timer, unix.TFD_TIMER_ABSTIME, &spec, nil); err != nil {
+				return fmt.Errorf("timerfd: %w", err)
+			}
+			armed = next
+		}
+		n, err := unix.EpollWait(f.ep, events, -1)
+		if err == unix.EINTR {
 			continue
 		}
 		if err != nil {
-			fmt.Fprintf(os.Stderr, "delaylink: read: %v\n", err)
-			return
+			return fmt.Errorf("epoll: %w", err)
 		}
-		q <- packet{buf: buf, n: n, due: unix.NsecToTimespec(now() + int64(delay))}
+		for _, ev := range events[:n] {
+			if ev.Fd < 0 {
+				var b [8]byte
+				_, _ = unix.Read(f.timer, b[:]) // clear it; release runs next
+				continue
+			}
+			f.receive(f.dirs[ev.Fd], scratch)
+		}
 	}
 }
 
-// realtime locks the calling goroutine to its thread and gives the thread
-// the lowest real-time priority (SCHED_FIFO 1), so that it runs as soon
-// as it wakes, ahead of the sshd and ssh processes that keep the CPUs
-// busy in a benchmark: netem does its work in the kernel's softirq, ahead
-// of every process, and a delay process waiting for a CPU would add the
-// machine's load to the links. The threads only ever block or copy one
-// packet, and the kernel caps real-time threads at 95% of a CPU
-// (sched_rt_runtime_us); without the privilege it runs at normal
-// priority.
-func realtime() {
-	runtime.LockOSThread()
-	param := struct{ priority int32 }{1}
-	_, _, _ = unix.Syscall(unix.SYS_SCHED_SETSCHEDULER, 0, uintptr(unix.SCHED_FIFO), uintptr(unsafe.Pointer(&param)))
+// receive reads every packet waiting on d's source and queues it.
+func (f *forwarder) receive(d *direction, scratch []byte) {
+	for {
+		n, err := unix.Read(d.src, scratch)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil || n == 0 { // EAGAIN: all read
+			return
+		}
+		due := now() + f.delay
+		if len(d.q)-d.head >= queueLen {
+			f.c.dropped.Add(1)
+			continue
+		}
+		b := f.buffer(n)
+		copy(b, scratch[:n])
+		d.q = append(d.q, packet{b: b, due: due})
+	}
 }
 
-// now reads CLOCK_MONOTONIC in nanoseconds, the clock the writer sleeps
-// on.
+// release writes every packet that is due and returns the earliest due
+// time still waiting, or 0.
+func (f *forwarder) release() int64 {
+	var next int64
+	t := now()
+	for _, d := range f.dirs {
+		for d.head < len(d.q) {
+			p := d.q[d.head]
+			if p.due > t {
+				if next == 0 || p.due < next {
+					next = p.due
+				}
+				break
+			}
+			// Late is measured at release; the write that follows is the
+			// receiving stack's work, which netem's dequeue pays too.
+			late := t - p.due
+			if _, err := unix.Write(d.dst, p.b); err != nil {
+				// The receiving device is down (not configured yet, or
+				// its namespace is going away): lost, as on a wire.
+				f.c.dropped.Add(1)
+			} else {
+				f.c.record(len(p.b), late)
+			}
+			f.free = append(f.free, p.b[:cap(p.b)])
+			d.q[d.head] = packet{}
+			d.head++
+			t = now()
+		}
+		if d.head == len(d.q) {
+			d.q, d.head = d.q[:0], 0
+		}
+	}
+	return next
+}
+
+// buffer returns a buffer of n bytes, reusing one when it is big enough.
+func (f *forwarder) buffer(n int) []byte {
+	if k := len(f.free); k > 0 && cap(f.free[k-1]) >= n {
+		b := f.free[k-1]
+		f.free = f.free[:k-1]
+		return b[:n]
+	}
+	return make([]byte, n, max(n, 2048))
+}
+
+// realtime gives the calling thread the lowest real-time priority
+// (SCHED_FIFO 1), so that it runs as soon as it wakes, ahead of the sshd
+// and ssh processes that keep the CPUs busy in a benchmark: netem does
+// its work in the kernel's softirq, ahead of every process, and a delay
+// process waiting for a CPU would add the machine's load to the links.
+// The thread only ever blocks or moves due packets, and the kernel caps
+// real-time threads at 95% of a CPU (sched_rt_runtime_us). Without the
+// privilege it stays at normal priority. Its timer slack is cut from
+// 50 µs to 1 ns.
+func realtime() {
+	param := struct{ priority int32 }{1}
+	_, _, _ = unix.Syscall(unix.SYS_SCHED_SETSCHEDULER, 0, uintptr(unix.SCHED_FIFO), uintptr(unsafe.Pointer(&param)))
+	_ = unix.Prctl(unix.PR_SET_TIMERSLACK, 1, 0, 0, 0)
+}
+
+// now reads CLOCK_MONOTONIC in nanoseconds, the timer's clock.
 func now() int64 {
 	var ts unix.Timespec
 	_ = unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
