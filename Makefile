@@ -1,6 +1,11 @@
 # firstlook: make test runs everything CI runs; make demo shows the whole
 # path on this machine without root; make bench measures.
 
+# A failing benchmark must fail make bench, even though its output is
+# filtered through grep.
+SHELL       := /bin/bash
+.SHELLFLAGS := -o pipefail -c
+
 GO        ?= go
 PKGS      ?= ./...
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
