@@ -44,6 +44,10 @@ type Client struct {
 	killMu sync.Mutex    // one kill session at a time: the spare session slot
 	cancel context.CancelFunc
 
+	spareMu      sync.Mutex
+	spare        *session // a channel opened for the next Run
+	spareOpening bool
+
 	mu     sync.Mutex
 	closed bool
 	wg     sync.WaitGroup // watcher and session waiters
@@ -75,6 +79,12 @@ func (c *Client) Close() error {
 	}
 	c.closed = true
 	c.mu.Unlock()
+	c.spareMu.Lock()
+	if c.spare != nil {
+		c.spare.close()
+		c.spare = nil
+	}
+	c.spareMu.Unlock()
 	c.cancel()
 	c.conn.Close()
 	c.wg.Wait()
@@ -211,7 +221,7 @@ func (c *Client) Run(ctx context.Context, cmd string, opts RunOptions) (Result, 
 		return notStarted(err)
 	}
 
-	sess, err := c.openSession(ctx)
+	sess, err := c.takeSession(ctx)
 	if err != nil {
 		if ctx.Err() != nil {
 			return notStarted(err)
@@ -220,57 +230,46 @@ func (c *Client) Run(ctx context.Context, cmd string, opts RunOptions) (Result, 
 	}
 	stdout, stderr := &capture{max: limit}, &capture{max: limit}
 	pids := newPIDFilter(stderr)
-	sess.Stdout, sess.Stderr, sess.Stdin = stdout, pids, opts.Stdin
 
 	res.Started = time.Now()
-	if err := sess.Start(res.Command); err != nil {
-		sess.Close()
+	if err := sess.start(res.Command, opts.Stdin, stdout, pids, c.goTracked); err != nil {
+		sess.close()
 		return res, fmt.Errorf("run on %s: start: %w", c.hop.name, err)
 	}
-	waited := make(chan error, 1)
-	if !c.goTracked(func() { waited <- sess.Wait() }) {
-		sess.Close()
+	waited := make(chan exitStatus, 1)
+	if !c.goTracked(func() { waited <- sess.wait() }) {
+		sess.close()
 		return res, fmt.Errorf("run on %s: %w", c.hop.name, ErrClosed)
 	}
 
-	var waitErr error
-	stopped := false
+	var status exitStatus
+	stopped, ended := false, true
 	select {
-	case waitErr = <-waited:
+	case status = <-waited:
 	case <-ctx.Done():
 		res.TimedOut = errors.Is(ctx.Err(), context.DeadlineExceeded)
 		stopped = true
-		var ended bool
-		if ended, waitErr = c.stop(ctx, sess, pids, waited); !ended {
-			waitErr = ErrNotStopped
-		}
+		status, ended = c.stop(ctx, sess, pids, waited)
 	}
 	res.Duration = time.Since(res.Started)
 	pids.flush()
 	res.Stdout, res.StdoutBytes, res.StdoutTruncated = stdout.result()
 	res.Stderr, res.StderrBytes, res.StderrTruncated = stderr.result()
 
-	var exit *xssh.ExitError
-	var missing *xssh.ExitMissingError
 	switch {
-	case waitErr == nil:
-		res.ExitCode = 0
-	case errors.As(waitErr, &exit):
-		res.ExitCode = exit.ExitStatus()
-		if exit.Signal() != "" {
-			// OpenSSH sends exit-signal instead of exit-status; x/crypto
-			// then makes up 128+n, which the host never reported.
-			res.ExitCode, res.Signal = -1, exit.Signal()
-		}
-	case errors.Is(waitErr, ErrNotStopped):
+	case !ended:
 		res.ExitCode = -1
 		return res, fmt.Errorf("run on %s: %w after %s; it may still be running on the host", c.hop.name, ErrNotStopped, ctx.Err())
-	case errors.As(waitErr, &missing) && stopped:
+	case status.signal != "":
+		// The host reported a signal, not a status (OpenSSH sends
+		// exit-signal for a killed command).
+		res.ExitCode, res.Signal = -1, status.signal
+	case status.reported:
+		res.ExitCode = status.code
+	case stopped:
 		// We closed the session; no status is expected.
-	case errors.As(waitErr, &missing):
-		return res, fmt.Errorf("run on %s: session ended without an exit status (connection lost?)", c.hop.name)
 	default:
-		return res, fmt.Errorf("run on %s: %w", c.hop.name, waitErr)
+		return res, fmt.Errorf("run on %s: session ended without an exit status (the host refused the command, or the connection was lost)", c.hop.name)
 	}
 	if stopped {
 		// We ended it: whatever status the host saw is ours, not the
@@ -308,27 +307,27 @@ func (c *Client) openSession(ctx context.Context) (*xssh.Session, error) {
 }
 
 // stop ends a running session whose ctx has ended; see wrapCommand for why
-// it takes all three steps. It reports whether the session ended, and its
-// Wait error.
-func (c *Client) stop(ctx context.Context, sess *xssh.Session, pids *pidFilter, waited <-chan error) (bool, error) {
+// it takes all three steps. It returns the session's status and whether
+// the session ended.
+func (c *Client) stop(ctx context.Context, sess *session, pids *pidFilter, waited <-chan exitStatus) (exitStatus, bool) {
 	// Honoured by OpenSSH for non-root users (killpg of the session); a
 	// no-op elsewhere, hence the kill below.
-	_ = sess.Signal(xssh.SIGTERM)
+	sess.signal(xssh.SIGTERM)
 	if pid := pids.wait(pidWait); pid > 0 {
 		c.kill(ctx, pid)
 	}
 	// Closing our end lets sshd close the channel once the shell is gone,
 	// even if a stray process still holds its output pipes.
-	sess.Close()
+	sess.close()
 	timer := time.NewTimer(stopGrace)
 	defer timer.Stop()
 	select {
-	case err := <-waited:
-		return true, err
+	case st := <-waited:
+		return st, true
 	case <-timer.C:
 		// The waiter goroutine ends when the connection closes; the
 		// Client owns it.
-		return false, nil
+		return exitStatus{}, false
 	}
 }
 

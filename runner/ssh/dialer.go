@@ -338,7 +338,7 @@ func (d *Dialer) connectBastion(ctx context.Context, h hop) (*xssh.Client, error
 		}
 		return nil, &HopError{Hop: h.kind, Name: h.name, Addr: h.addr, User: h.user, Op: OpDial, Err: err}
 	}
-	return d.handshake(ctx, conn, h)
+	return d.handshake(ctx, quickAck(conn), h)
 }
 
 // drop removes bc from the pool if it is still pooled, and closes it.
