@@ -435,19 +435,27 @@ var measures = []struct{ key, label string }{
 //     open, then exec and its exit (2 x 40 ms). Plus two processes' start
 //     and the CPU of two handshakes.
 //   - firstlook warm: no bastion handshake; the channel to the host
-//     (40 ms) and the host handshake (as the inner ssh's), then one
-//     session per step, open then exec and exit, 2 x 40 ms each: five in
-//     a row for a sequential playbook, all at once with parallel: true.
-//     So a sequential playbook pays four sessions (some 320 ms of round
-//     trips, and the host's CPU for four more shells) that ssh -J's single
-//     session does not, and saves only the bastion handshake: it cannot
-//     reach 0.7x of ssh -J over a 40 ms path. Parallel steps can, and so
-//     does the one-step variant, which shows firstlook's transport
-//     against ssh -J's with the same single session on each side.
+//     (40 ms) and the host handshake (as the inner ssh's: version and key
+//     exchange, then x/crypto's "none", public-key query and signature,
+//     some 330 ms in all), then one session per step. The next step's
+//     session channel is opened while a step runs and its exec is sent
+//     without waiting for a reply (runner/ssh/session.go), so a step
+//     costs one round trip (40 ms) plus the host's cost of a session:
+//     sshd forks, execs the login shell, reaps it, some 20 ms here on two
+//     shared CPUs. Measured at 63-65 ms a step, the same as a session
+//     OpenSSH multiplexes over an open ControlMaster connection (64-72 ms
+//     in the same harness). A sequential playbook pays four such
+//     sessions (some 240 ms) that ssh -J's single session does not, and
+//     saves the bastion handshake and ssh's process starts: about 0.76x
+//     of ssh -J here, short of 0.7x; the floor is the four round trips,
+//     since each step starts only once the previous one's exit status
+//     is known (when, continue_on_error). parallel: true, which has no
+//     such order, and the one-step variant reach 0.6x.
 //   - Each session also pays the server's CPU (fork, login shell, the
-//     command: some 30 ms a step on two shared CPUs) and, now and then,
-//     a delayed ACK: sshd sets TCP_NODELAY only for interactive sessions,
-//     so a small answer that follows an unacknowledged one waits for it.
+//     command) and, now and then, a delayed ACK: sshd sets TCP_NODELAY
+//     only for interactive sessions, so a small answer that follows an
+//     unacknowledged one waits for it (the client's side of that is
+//     runner/ssh/quickack_linux.go).
 //   - fan-out: the round trips of 20 hosts overlap, but on this machine
 //     the 20 hosts' sshd and commands share the benchmark's CPUs, which
 //     in production each host has of its own; the table shows that CPU
