@@ -10,6 +10,7 @@
 package runner
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -43,15 +44,9 @@ type Config struct {
 
 // WithDefaults returns c with zero values replaced by the defaults.
 func (c Config) WithDefaults() Config {
-	if c.Workers == 0 {
-		c.Workers = 4
-	}
-	if c.Grace == 0 {
-		c.Grace = 30 * time.Second
-	}
-	if c.Heartbeat == 0 {
-		c.Heartbeat = 15 * time.Second
-	}
+	c.Workers = cmp.Or(c.Workers, 4)
+	c.Grace = cmp.Or(c.Grace, 30*time.Second)
+	c.Heartbeat = cmp.Or(c.Heartbeat, 15*time.Second)
 	return c
 }
 

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"maps"
@@ -349,35 +350,17 @@ func (c *Config) applyDefaults(base string) {
 		}
 		return filepath.Join(base, p)
 	}
-	if c.Listen == "" {
-		c.Listen = "127.0.0.1:8080"
-	}
-	if c.DataDir == "" {
-		c.DataDir = "firstlook-data"
-	}
+	c.Listen = cmp.Or(c.Listen, "127.0.0.1:8080")
+	c.DataDir = cmp.Or(c.DataDir, "firstlook-data")
 	c.DataDir = abs(c.DataDir)
-	if c.LogLevel == "" {
-		c.LogLevel = "info"
-	}
-	if c.LogFormat == "" {
-		c.LogFormat = "text"
-	}
+	c.LogLevel = cmp.Or(c.LogLevel, "info")
+	c.LogFormat = cmp.Or(c.LogFormat, "text")
 	h := &c.HTTP
-	if h.ReadHeaderTimeout == 0 {
-		h.ReadHeaderTimeout = 5 * time.Second
-	}
-	if h.ReadTimeout == 0 {
-		h.ReadTimeout = 10 * time.Second
-	}
-	if h.WriteTimeout == 0 {
-		h.WriteTimeout = 10 * time.Second
-	}
-	if h.IdleTimeout == 0 {
-		h.IdleTimeout = 2 * time.Minute
-	}
-	if h.ShutdownTimeout == 0 {
-		h.ShutdownTimeout = 10 * time.Second
-	}
+	h.ReadHeaderTimeout = cmp.Or(h.ReadHeaderTimeout, 5*time.Second)
+	h.ReadTimeout = cmp.Or(h.ReadTimeout, 10*time.Second)
+	h.WriteTimeout = cmp.Or(h.WriteTimeout, 10*time.Second)
+	h.IdleTimeout = cmp.Or(h.IdleTimeout, 2*time.Minute)
+	h.ShutdownTimeout = cmp.Or(h.ShutdownTimeout, 10*time.Second)
 	for i := range c.PagerDuty.WebhookSecretFiles {
 		c.PagerDuty.WebhookSecretFiles[i] = abs(c.PagerDuty.WebhookSecretFiles[i])
 	}
@@ -393,22 +376,16 @@ func (c *Config) applyDefaults(base string) {
 	for i := range c.Playbooks.Paths {
 		c.Playbooks.Paths[i] = abs(c.Playbooks.Paths[i])
 	}
-	if c.Evidence.Dir.Path == "" {
-		c.Evidence.Dir.Path = filepath.Join(c.DataDir, "evidence")
-	}
+	c.Evidence.Dir.Path = cmp.Or(c.Evidence.Dir.Path, filepath.Join(c.DataDir, "evidence"))
 	c.Evidence.Dir.Path = abs(c.Evidence.Dir.Path)
-	if c.Evidence.Spool.Dir == "" {
-		c.Evidence.Spool.Dir = filepath.Join(c.DataDir, "spool")
-	}
+	c.Evidence.Spool.Dir = cmp.Or(c.Evidence.Spool.Dir, filepath.Join(c.DataDir, "spool"))
 	c.Evidence.Spool.Dir = abs(c.Evidence.Spool.Dir)
 	c.Queue.DataDir = c.DataDir
 	c.Queue.Embedded.Dir = abs(c.Queue.Embedded.Dir)
 	c.Queue.CredsFile = abs(c.Queue.CredsFile)
 	c.Queue.PasswordFile = abs(c.Queue.PasswordFile)
 	c.Runner = c.Runner.WithDefaults()
-	if c.PagerDuty.Notes.APIURL == "" {
-		c.PagerDuty.Notes.APIURL = c.PagerDuty.APIURL
-	}
+	c.PagerDuty.Notes.APIURL = cmp.Or(c.PagerDuty.Notes.APIURL, c.PagerDuty.APIURL)
 }
 
 // readSecretFiles reads the *_file secrets; a file's trailing newline is

@@ -15,6 +15,7 @@
 package pagerduty
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -150,24 +151,12 @@ func loopback(host string) bool {
 
 // withDefaults returns c with its zero values replaced by the defaults.
 func (c Config) withDefaults() Config {
-	if c.APIURL == "" {
-		c.APIURL = DefaultAPIURL
-	}
-	if c.MaxNote == 0 {
-		c.MaxNote = DefaultMaxNote
-	}
-	if c.Attempts == 0 {
-		c.Attempts = DefaultAttempts
-	}
-	if c.MaxWait == 0 {
-		c.MaxWait = max(DefaultMaxWait, c.Backoff)
-	}
-	if c.Backoff == 0 {
-		c.Backoff = min(DefaultBackoff, c.MaxWait)
-	}
-	if c.Timeout == 0 {
-		c.Timeout = DefaultTimeout
-	}
+	c.APIURL = cmp.Or(c.APIURL, DefaultAPIURL)
+	c.MaxNote = cmp.Or(c.MaxNote, DefaultMaxNote)
+	c.Attempts = cmp.Or(c.Attempts, DefaultAttempts)
+	c.MaxWait = cmp.Or(c.MaxWait, max(DefaultMaxWait, c.Backoff))
+	c.Backoff = cmp.Or(c.Backoff, min(DefaultBackoff, c.MaxWait))
+	c.Timeout = cmp.Or(c.Timeout, DefaultTimeout)
 	return c
 }
 

@@ -1,6 +1,7 @@
 package queue
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -316,9 +317,7 @@ func validateURLs(list string) error {
 
 // parseSync returns the fsync policy: always, or the interval.
 func parseSync(s string) (always bool, interval time.Duration, err error) {
-	if s == "" {
-		s = DefaultSync
-	}
+	s = cmp.Or(s, DefaultSync)
 	if s == SyncAlways {
 		return true, 0, nil
 	}
@@ -332,40 +331,20 @@ func parseSync(s string) (always bool, interval time.Duration, err error) {
 // withDefaults returns c with every zero value replaced by its default.
 // Replicas stays 0 when it depends on the servers; Open settles it.
 func (c Config) withDefaults() Config {
-	if c.Stream == "" {
-		c.Stream = DefaultStream
-	}
-	if c.Subject == "" {
-		c.Subject = DefaultSubject
-	}
-	if c.Consumer == "" {
-		c.Consumer = DefaultConsumer
-	}
-	if c.KVBucket == "" {
-		c.KVBucket = DefaultKVBucket
-	}
-	if c.StateTTL == 0 {
-		c.StateTTL = DefaultStateTTL
-	}
-	if c.DuplicateWindow == 0 {
-		c.DuplicateWindow = DefaultDuplicateWindow
-	}
-	if c.AckWait == 0 {
-		c.AckWait = DefaultAckWait
-	}
-	if c.MaxDeliver == 0 {
-		c.MaxDeliver = DefaultMaxDeliver
-	}
+	c.Stream = cmp.Or(c.Stream, DefaultStream)
+	c.Subject = cmp.Or(c.Subject, DefaultSubject)
+	c.Consumer = cmp.Or(c.Consumer, DefaultConsumer)
+	c.KVBucket = cmp.Or(c.KVBucket, DefaultKVBucket)
+	c.StateTTL = cmp.Or(c.StateTTL, DefaultStateTTL)
+	c.DuplicateWindow = cmp.Or(c.DuplicateWindow, DefaultDuplicateWindow)
+	c.AckWait = cmp.Or(c.AckWait, DefaultAckWait)
+	c.MaxDeliver = cmp.Or(c.MaxDeliver, DefaultMaxDeliver)
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
 	if c.URL == "" {
-		if c.Sync == "" {
-			c.Sync = DefaultSync
-		}
-		if c.Embedded.Dir == "" {
-			c.Embedded.Dir = filepath.Join(c.DataDir, "jetstream")
-		}
+		c.Sync = cmp.Or(c.Sync, DefaultSync)
+		c.Embedded.Dir = cmp.Or(c.Embedded.Dir, filepath.Join(c.DataDir, "jetstream"))
 		if c.Embedded.Name == "" {
 			// A clustered server's Raft identity derives from its name, so
 			// the default must survive restarts: the host name does.

@@ -1,6 +1,7 @@
 package ssh
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"time"
@@ -48,18 +49,10 @@ type Config struct {
 // WithDefaults returns a copy of c with zero durations and limits set to
 // their defaults.
 func (c Config) WithDefaults() Config {
-	if c.ConnectTimeout == 0 {
-		c.ConnectTimeout = DefaultConnectTimeout
-	}
-	if c.KeepaliveInterval == 0 {
-		c.KeepaliveInterval = DefaultKeepaliveInterval
-	}
-	if c.MaxOutput == 0 {
-		c.MaxOutput = DefaultMaxOutput
-	}
-	if c.MaxSessionsPerBastion == 0 {
-		c.MaxSessionsPerBastion = DefaultMaxSessionsPerBastion
-	}
+	c.ConnectTimeout = cmp.Or(c.ConnectTimeout, DefaultConnectTimeout)
+	c.KeepaliveInterval = cmp.Or(c.KeepaliveInterval, DefaultKeepaliveInterval)
+	c.MaxOutput = cmp.Or(c.MaxOutput, DefaultMaxOutput)
+	c.MaxSessionsPerBastion = cmp.Or(c.MaxSessionsPerBastion, DefaultMaxSessionsPerBastion)
 	return c
 }
 

@@ -23,6 +23,7 @@
 package slacktest
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -217,11 +218,9 @@ func (s *Server) AddChannel(c Channel) string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if c.ID == "" {
-		c.ID = s.newID("C")
+		c.ID = s.newID("C") // only when unset: newID counts
 	}
-	if c.Creator == "" {
-		c.Creator = "U0HUMAN00"
-	}
+	c.Creator = cmp.Or(c.Creator, "U0HUMAN00")
 	s.users[c.Creator] = true
 	c.Members = slices.Clone(c.Members)
 	for _, m := range c.Members {

@@ -1,6 +1,7 @@
 package s3
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"net/url"
@@ -141,12 +142,8 @@ func (c Config) Validate() error {
 
 // withDefaults returns c with defaults applied and the prefix normalised.
 func (c Config) withDefaults() Config {
-	if c.LinkExpiry == 0 {
-		c.LinkExpiry = DefaultLinkExpiry
-	}
-	if c.Timeout == 0 {
-		c.Timeout = DefaultTimeout
-	}
+	c.LinkExpiry = cmp.Or(c.LinkExpiry, DefaultLinkExpiry)
+	c.Timeout = cmp.Or(c.Timeout, DefaultTimeout)
 	if p := strings.Trim(c.Prefix, "/"); p != "" {
 		c.Prefix = p + "/"
 	} else {

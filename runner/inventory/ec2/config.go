@@ -1,6 +1,7 @@
 package ec2
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"net"
@@ -76,21 +77,11 @@ const (
 
 // WithDefaults returns c with zero values replaced by the defaults.
 func (c Config) WithDefaults() Config {
-	if c.Port == 0 {
-		c.Port = DefaultPort
-	}
-	if c.NameTag == "" {
-		c.NameTag = DefaultNameTag
-	}
-	if c.CacheTTL == 0 {
-		c.CacheTTL = DefaultCacheTTL
-	}
-	if c.MaxStale == 0 {
-		c.MaxStale = max(DefaultMaxStale, c.CacheTTL)
-	}
-	if c.Timeout == 0 {
-		c.Timeout = DefaultTimeout
-	}
+	c.Port = cmp.Or(c.Port, DefaultPort)
+	c.NameTag = cmp.Or(c.NameTag, DefaultNameTag)
+	c.CacheTTL = cmp.Or(c.CacheTTL, DefaultCacheTTL)
+	c.MaxStale = cmp.Or(c.MaxStale, max(DefaultMaxStale, c.CacheTTL))
+	c.Timeout = cmp.Or(c.Timeout, DefaultTimeout)
 	return c
 }
 
