@@ -282,30 +282,6 @@ func (c *Client) Run(ctx context.Context, cmd string, opts RunOptions) (Result, 
 	return res, nil
 }
 
-// openSession opens a session channel, retrying while sshd refuses it.
-// sshd frees a session's slot a moment after it has sent the channel close
-// that ends our Wait, so a Run that follows another at the MaxSessions
-// limit can be refused ("open failed") for a few milliseconds. A refused
-// channel ran nothing, so retrying is safe.
-func (c *Client) openSession(ctx context.Context) (*xssh.Session, error) {
-	backoff := 10 * time.Millisecond
-	for {
-		sess, err := c.conn.NewSession()
-		var refused *xssh.OpenChannelError
-		if err == nil || !errors.As(err, &refused) || backoff > openRetryMax {
-			return sess, err
-		}
-		t := time.NewTimer(backoff)
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
-			return nil, fmt.Errorf("%w (last refusal: %v)", ctx.Err(), err)
-		}
-		backoff *= 2
-	}
-}
-
 // stop ends a running session whose ctx has ended; see wrapCommand for why
 // it takes all three steps. It returns the session's status and whether
 // the session ended.
@@ -338,21 +314,25 @@ func (c *Client) kill(ctx context.Context, pgid int) {
 	// ctx has ended already; keep its values, not its deadline.
 	kctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), killTimeout)
 	defer cancel()
-	sess, err := c.openSession(kctx)
+	sess, err := c.openChannel(kctx)
 	if err != nil {
+		return
+	}
+	if sess.start(killScript(pgid), nil, io.Discard, io.Discard, c.goTracked) != nil {
+		sess.close()
 		return
 	}
 	done := make(chan struct{})
 	if !c.goTracked(func() {
 		defer close(done)
-		sess.Run(killScript(pgid))
+		sess.wait()
 	}) {
-		sess.Close()
+		sess.close()
 		return
 	}
 	select {
 	case <-done:
 	case <-kctx.Done():
-		sess.Close()
+		sess.close()
 	}
 }
