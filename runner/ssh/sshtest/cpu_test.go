@@ -32,15 +32,7 @@ func TestServerCPU(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer bastion.Close()
-		conn, err := bastion.Dial("tcp", n.Host("h").Addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		c, chans, reqs, err := xssh.NewClientConn(conn, n.Host("h").Addr, cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		host := xssh.NewClient(c, chans, reqs)
+		host := hostClient(t, bastion, n.Host("h").Addr, cfg)
 		defer host.Close()
 		sess, err := host.NewSession()
 		if err != nil {

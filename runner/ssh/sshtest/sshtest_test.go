@@ -32,8 +32,8 @@ func clientConfig(t *testing.T, n *sshtest.Net) *xssh.ClientConfig {
 	return &xssh.ClientConfig{User: sshtest.User, Auth: []xssh.AuthMethod{xssh.PublicKeys(signer)}, HostKeyCallback: check, Timeout: 5 * time.Second}
 }
 
-// hostname runs `hostname` on addr through the bastion client.
-func hostname(t *testing.T, bastion *xssh.Client, addr string, cfg *xssh.ClientConfig) string {
+// hostClient connects to addr through the bastion client, as ssh -J does.
+func hostClient(t *testing.T, bastion *xssh.Client, addr string, cfg *xssh.ClientConfig) *xssh.Client {
 	t.Helper()
 	conn, err := bastion.Dial("tcp", addr)
 	if err != nil {
@@ -43,7 +43,13 @@ func hostname(t *testing.T, bastion *xssh.Client, addr string, cfg *xssh.ClientC
 	if err != nil {
 		t.Fatalf("handshake with %s: %v", addr, err)
 	}
-	client := xssh.NewClient(c, chans, reqs)
+	return xssh.NewClient(c, chans, reqs)
+}
+
+// hostname runs `hostname` on addr through the bastion client.
+func hostname(t *testing.T, bastion *xssh.Client, addr string, cfg *xssh.ClientConfig) string {
+	t.Helper()
+	client := hostClient(t, bastion, addr, cfg)
 	defer client.Close()
 	sess, err := client.NewSession()
 	if err != nil {
@@ -104,15 +110,7 @@ func TestNet(t *testing.T) {
 			t.Errorf("bastion ip_forward: got %q, %v, want 0", out, err)
 		}
 		// Hosts do not forward for clients.
-		hc, err := bastion.Dial("tcp", n.Host("web-1").Addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		c, chans, reqs, err := xssh.NewClientConn(hc, n.Host("web-1").Addr, cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		web := xssh.NewClient(c, chans, reqs)
+		web := hostClient(t, bastion, n.Host("web-1").Addr, cfg)
 		defer web.Close()
 		if _, err := web.Dial("tcp", n.Host("db-1").Addr); err == nil {
 			t.Errorf("forwarding through a host: got a connection, want a refusal")
@@ -162,15 +160,7 @@ func TestStopStartReplace(t *testing.T) {
 // combined output and error.
 func runOn(t *testing.T, bastion *xssh.Client, addr string, cfg *xssh.ClientConfig, cmd string) (string, error) {
 	t.Helper()
-	conn, err := bastion.Dial("tcp", addr)
-	if err != nil {
-		t.Fatalf("dial %s through the bastion: %v", addr, err)
-	}
-	c, chans, reqs, err := xssh.NewClientConn(conn, addr, cfg)
-	if err != nil {
-		t.Fatalf("handshake with %s: %v", addr, err)
-	}
-	client := xssh.NewClient(c, chans, reqs)
+	client := hostClient(t, bastion, addr, cfg)
 	defer client.Close()
 	sess, err := client.NewSession()
 	if err != nil {
