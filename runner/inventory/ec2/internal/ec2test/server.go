@@ -71,6 +71,9 @@ type Call struct {
 	Form url.Values
 	// Error is the error code answered, empty for a success.
 	Error string
+	// Invocation is the SDK's amz-sdk-invocation-id: the same for every
+	// attempt of one operation, so retries can be told from new calls.
+	Invocation string
 }
 
 // Server is a running fake.
@@ -213,8 +216,9 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		writeError(w, apiError{"MalformedQueryString", "expected a POSTed form", http.StatusBadRequest})
 		return
 	}
+	inv := r.Header.Get("Amz-Sdk-Invocation-Id")
 	if e, ok := s.verify(r, body); !ok {
-		s.record(form, e.Code)
+		s.record(form, e.Code, inv)
 		writeError(w, e)
 		return
 	}
@@ -243,26 +247,26 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	if len(s.failures) > 0 {
 		code := s.failures[0]
 		s.failures = s.failures[1:]
-		s.calls = append(s.calls, Call{Form: form, Error: code})
+		s.calls = append(s.calls, Call{Form: form, Error: code, Invocation: inv})
 		writeError(w, errorFor(code))
 		return
 	}
 	resp, e := s.describe(form)
 	if e.Code != "" {
-		s.calls = append(s.calls, Call{Form: form, Error: e.Code})
+		s.calls = append(s.calls, Call{Form: form, Error: e.Code, Invocation: inv})
 		writeError(w, e)
 		return
 	}
-	s.calls = append(s.calls, Call{Form: form})
+	s.calls = append(s.calls, Call{Form: form, Invocation: inv})
 	w.Header().Set("Content-Type", "text/xml;charset=UTF-8")
 	_, _ = io.WriteString(w, xml.Header)
 	_ = xml.NewEncoder(w).Encode(resp)
 }
 
-func (s *Server) record(form url.Values, code string) {
+func (s *Server) record(form url.Values, code, inv string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.calls = append(s.calls, Call{Form: form, Error: code})
+	s.calls = append(s.calls, Call{Form: form, Error: code, Invocation: inv})
 }
 
 var (
