@@ -2,6 +2,7 @@ package pagerduty_test
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -15,8 +16,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/firstlook/firstlook/hooks/hookstest"
 )
 
 // DefaultPrism is where CI installs Prism
@@ -39,7 +38,72 @@ func TestMain(m *testing.M) {
 	if prism.stop != nil {
 		prism.stop()
 	}
+	if derivedSpecDir != "" {
+		os.RemoveAll(derivedSpecDir)
+	}
 	os.Exit(code)
+}
+
+// derivedSpecDir holds the spec that acceptVND wrote, removed by TestMain.
+var derivedSpecDir string
+
+// vndJSON is the media type go-pagerduty sends in every Accept header.
+const vndJSON = "application/vnd.pagerduty+json;version=2"
+
+// acceptVND writes a copy of the official spec in which every response
+// that has an application/json body also offers it as vndJSON, and returns
+// its path. go-pagerduty always asks for vndJSON and Prism answers 406 to
+// it, because the official spec declares only application/json bodies
+// (testdata/SOURCES.md). Requests are validated exactly as the official
+// spec says; only what Prism may answer with grows.
+func acceptVND(path string) (string, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("spec: %w", err)
+	}
+	var spec map[string]any
+	if err := json.Unmarshal(raw, &spec); err != nil {
+		return "", fmt.Errorf("spec %s: %w", path, err)
+	}
+	patch := func(resp any) {
+		r, ok := resp.(map[string]any)
+		if !ok {
+			return
+		}
+		if content, ok := r["content"].(map[string]any); ok {
+			if j, ok := content["application/json"]; ok {
+				content[vndJSON] = j
+			}
+		}
+	}
+	paths, _ := spec["paths"].(map[string]any)
+	for _, item := range paths {
+		ops, _ := item.(map[string]any)
+		for _, op := range ops {
+			o, _ := op.(map[string]any)
+			responses, _ := o["responses"].(map[string]any)
+			for _, resp := range responses {
+				patch(resp)
+			}
+		}
+	}
+	if comps, ok := spec["components"].(map[string]any); ok {
+		responses, _ := comps["responses"].(map[string]any)
+		for _, resp := range responses {
+			patch(resp)
+		}
+	}
+	out, err := json.Marshal(spec)
+	if err != nil {
+		return "", err
+	}
+	dir, err := os.MkdirTemp("", "firstlook-pd-spec-")
+	if err != nil {
+		return "", err
+	}
+	derivedSpecDir = dir
+	derived := filepath.Join(dir, "pagerduty-rest-openapiv3.prism-vnd-accept.json")
+	return derived, os.WriteFile(derived, out, 0o644)
 }
 
 // prismURL returns the base URL of the Prism mock, starting it on first
@@ -47,10 +111,14 @@ func TestMain(m *testing.M) {
 // FIRSTLOOK_REQUIRE_INTEGRATION=1.
 func prismURL(t *testing.T) string {
 	t.Helper()
-	// The derived spec: go-pagerduty's Accept header gets a 406 from the
-	// original (../shared/specs/SOURCES.md).
-	spec := filepath.Join(hookstest.SharedDir(t), "specs", "pagerduty-rest-openapiv3.prism-vnd-accept.json")
-	prism.once.Do(func() { prism.url, prism.stop, prism.err = startPrism(spec) })
+	prism.once.Do(func() {
+		spec, err := acceptVND("testdata/pagerduty-rest-openapiv3.json")
+		if err != nil {
+			prism.err = err
+			return
+		}
+		prism.url, prism.stop, prism.err = startPrism(spec)
+	})
 	if prism.err != nil {
 		requireIntegration(t, prism.err)
 	}

@@ -1,50 +1,28 @@
 // Package hookstest gives tests and benchmarks the real sample payloads in
-// ../shared/fixtures/webhooks and signs bodies the way PagerDuty does.
+// testdata/webhooks and signs bodies the way PagerDuty does.
 package hookstest
 
 import (
+	"embed"
 	"encoding/json"
-	"os"
-	"path/filepath"
+	"path"
 	"testing"
 
 	"github.com/firstlook/firstlook/hooks/pagerduty"
 )
 
-// SharedDir returns the ../shared directory that sits beside the
-// repository root (the fixtures and API specs), failing the test when it
-// is missing: these tests are worthless without the real payloads.
-func SharedDir(tb testing.TB) string {
-	tb.Helper()
-	if d := os.Getenv("FIRSTLOOK_SHARED"); d != "" {
-		return d
-	}
-	dir, err := os.Getwd()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			shared := filepath.Join(dir, "..", "shared")
-			if _, err := os.Stat(shared); err != nil {
-				tb.Fatalf("fixtures: %v (the shared directory must sit beside the repository, or set FIRSTLOOK_SHARED)", err)
-			}
-			return shared
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			tb.Fatal("fixtures: no go.mod above the working directory")
-		}
-		dir = parent
-	}
-}
+// fixtures holds the real sample payloads, copied into the repository
+// with a note of where each came from (testdata/webhooks/SOURCES.md).
+//
+//go:embed testdata/webhooks
+var fixtures embed.FS
 
-// Fixture returns the raw bytes of ../shared/fixtures/webhooks/<source>/<name>.
+// Fixture returns the raw bytes of testdata/webhooks/<source>/<name>.
 func Fixture(tb testing.TB, source, name string) []byte {
 	tb.Helper()
-	b, err := os.ReadFile(filepath.Join(SharedDir(tb), "fixtures", "webhooks", source, name))
+	b, err := fixtures.ReadFile(path.Join("testdata", "webhooks", source, name))
 	if err != nil {
-		tb.Fatal(err)
+		tb.Fatalf("fixtures: %v", err)
 	}
 	return b
 }
