@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 
 	goslack "github.com/slack-go/slack"
 
@@ -117,7 +118,7 @@ func (h *Handler) commands(w http.ResponseWriter, r *http.Request) {
 		Text: form.Get("text"), Team: form.Get("team_id"),
 		User: form.Get("user_id"), UserName: form.Get("user_name"),
 		Channel: form.Get("channel_id"), ChannelName: form.Get("channel_name"),
-		ResponseURL: form.Get("response_url"), ID: form.Get("trigger_id"),
+		ResponseURL: form.Get("response_url"), ID: form.Get("trigger_id"), Received: time.Now(),
 	}
 	writeReply(w, h.svc.Handle(req))
 }
@@ -171,7 +172,7 @@ func InteractionRequest(cb goslack.InteractionCallback) (Request, error) {
 			Text: a.Value, Button: true, Team: cb.Team.ID,
 			User: cb.User.ID, UserName: cmpStr(cb.User.Name, cb.User.Profile.DisplayName),
 			Channel: cb.Channel.ID, ChannelName: cb.Channel.Name,
-			ResponseURL: cb.ResponseURL, ID: cb.TriggerID,
+			ResponseURL: cb.ResponseURL, ID: cb.TriggerID, Received: time.Now(),
 			ThreadTS: cmpStr(cb.Message.ThreadTimestamp, cb.Container.ThreadTs),
 		}
 		if req.Channel == "" {

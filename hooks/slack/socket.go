@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	goslack "github.com/slack-go/slack"
 	"github.com/slack-go/slack/socketmode"
@@ -88,7 +89,7 @@ func (s *Socket) handle(ctx context.Context, ev socketmode.Event) {
 		rep := s.svc.Handle(Request{
 			Text: cmd.Text, Team: cmd.TeamID, User: cmd.UserID, UserName: cmd.UserName,
 			Channel: cmd.ChannelID, ChannelName: cmd.ChannelName,
-			ResponseURL: cmd.ResponseURL, ID: cmd.TriggerID,
+			ResponseURL: cmd.ResponseURL, ID: cmd.TriggerID, Received: time.Now(),
 		})
 		s.ack(ctx, ev, ackMessage(rep))
 	case socketmode.EventTypeInteractive:

@@ -72,7 +72,12 @@ func (s *Server) appsConnectionsOpen(c *call) *apiError {
 	return nil
 }
 
-var upgrader = websocket.Upgrader{}
+// upgrader accepts slack-go's handshake, which claims Origin
+// https://api.slack.com as Slack's own clients do.
+var upgrader = websocket.Upgrader{CheckOrigin: func(r *http.Request) bool {
+	o := r.Header.Get("Origin")
+	return o == "" || o == "https://api.slack.com"
+}}
 
 // serveSocket is the websocket end of a ticket from apps.connections.open.
 func (s *Server) serveSocket(w http.ResponseWriter, r *http.Request) {
