@@ -29,6 +29,22 @@ type Trigger struct {
 	Labels map[string]string `json:"labels,omitempty"`
 	// ReceivedAt is when firstlook received the delivery.
 	ReceivedAt time.Time `json:"received_at"`
+	// Request is set when a person asked for the run (the /firstlook
+	// command, a "Run again" button): exactly this playbook on this
+	// target, even when it already ran for the incident.
+	Request *Request `json:"request,omitempty"`
+}
+
+// Request is a person's request for one playbook on one host or group.
+// Both are names: the runner looks them up in the loaded playbooks and the
+// inventory, and refuses what it does not find.
+type Request struct {
+	Playbook string `json:"playbook"`
+	// Target is an inventory host, a group, or a label selector
+	// (key=value).
+	Target string `json:"target"`
+	// By says who asked, from where ("Sam (U0SRE0001) in #ops").
+	By string `json:"by"`
 }
 
 // Incident is the sender's incident, reduced to the fields firstlook uses.

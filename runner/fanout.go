@@ -67,7 +67,7 @@ func (r *Runner) publishFanout(ctx context.Context, t hooks.Trigger, p *playbook
 	f := &evidence.Fanout{Target: groupName(p)}
 	var bundles []*evidence.Bundle
 	for _, run := range runs {
-		rs, _, err := r.readRun(ctx, queue.Key("run", t.Source, t.Incident.ID, run.Target, p.Name))
+		rs, _, err := r.readRun(ctx, runKey(t, run.Target, p.Name))
 		if err != nil {
 			return err
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/firstlook/firstlook/hooks"
 	"github.com/firstlook/firstlook/playbooks"
@@ -41,6 +42,10 @@ var ErrNoHost = errors.New("the incident names no host")
 // It runs nothing.
 func (r *Runner) Plan(ctx context.Context, t hooks.Trigger) Plan {
 	plan := Plan{Trigger: t}
+	if t.Request != nil {
+		plan.Runs = r.planRequest(ctx, *t.Request)
+		return plan
+	}
 	matched := r.playbooks.Match(t)
 	if len(matched) == 0 {
 		return plan
@@ -114,4 +119,48 @@ func (r *Runner) Plan(ctx context.Context, t hooks.Trigger) Plan {
 // Command.Err set.
 func (r *Runner) Commands(t hooks.Trigger, run Run) []playbooks.Command {
 	return run.Playbook.Render(r.templateData(t, run.Host))
+}
+
+// ErrUnknownPlaybook means a request named a playbook that is not loaded.
+var ErrUnknownPlaybook = errors.New("no such playbook")
+
+// planRequest plans a person's request: the named playbook on the named
+// host, group or label selector, whatever the playbook's own match and
+// targets say. Only loaded playbooks and inventory hosts qualify.
+func (r *Runner) planRequest(ctx context.Context, req hooks.Request) []Run {
+	p, ok := r.playbooks.Get(req.Playbook)
+	if !ok {
+		return []Run{{Playbook: &playbooks.Playbook{Name: req.Playbook}, Target: req.Target, Err: fmt.Errorf("%w: %q", ErrUnknownPlaybook, req.Playbook)}}
+	}
+	hosts, err := r.RequestTargets(ctx, req.Target)
+	if err != nil {
+		return []Run{{Playbook: p, Target: req.Target, Err: err}}
+	}
+	runs := make([]Run, 0, len(hosts))
+	for i, h := range hosts {
+		run := Run{Playbook: p, Host: h, Target: h.Name}
+		if p.Targets.MaxHosts > 0 && i >= p.Targets.MaxHosts {
+			run = Run{Playbook: p, Target: h.Name, Err: fmt.Errorf("not run: the playbook's max_hosts (%d) was reached", p.Targets.MaxHosts)}
+		}
+		runs = append(runs, run)
+	}
+	return runs
+}
+
+// RequestTargets resolves a requested target: an inventory host (by name,
+// address or instance id), else a group, else a key=value label selector.
+func (r *Runner) RequestTargets(ctx context.Context, target string) ([]inventory.Host, error) {
+	h, herr := r.inv.Resolve(ctx, target)
+	if herr == nil {
+		return []inventory.Host{h}, nil
+	}
+	group, labels := target, map[string]string(nil)
+	if k, v, ok := strings.Cut(target, "="); ok {
+		group, labels = "", map[string]string{k: v}
+	}
+	hosts, err := r.inv.Select(ctx, group, labels)
+	if err == nil && len(hosts) > 0 {
+		return hosts, nil
+	}
+	return nil, fmt.Errorf("%q is neither an inventory host (%v) nor a group or label selector with hosts", target, herr)
 }

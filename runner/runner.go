@@ -367,7 +367,7 @@ func (r *Runner) giveUp(ctx context.Context, t hooks.Trigger, run Run) error {
 // runOnce executes one planned run unless it already finished, stores its
 // bundle and marks it done.
 func (r *Runner) runOnce(ctx context.Context, t hooks.Trigger, run Run) error {
-	key := queue.Key("run", t.Source, t.Incident.ID, run.Target, run.Playbook.Name)
+	key := runKey(t, run.Target, run.Playbook.Name)
 	log := r.log.With("incident", t.Incident.ID, "host", run.Target, "playbook", run.Playbook.Name)
 	// A claim older than the playbook's whole timeout plus slack belongs
 	// to a worker that is gone.
@@ -434,6 +434,16 @@ func (r *Runner) runOnce(ctx context.Context, t hooks.Trigger, run Run) error {
 		return err
 	}
 	return r.publish(ctx, t, key, t.JobID(), b, prefix)
+}
+
+// runKey is the state key of one run of playbook on target for t.
+func runKey(t hooks.Trigger, target, playbook string) string {
+	if t.Request != nil {
+		// A person asked: a run of its own, even if the playbook ran
+		// on the host for this incident before.
+		return queue.Key("run", t.Source, t.Incident.ID, target, playbook, t.DeliveryID)
+	}
+	return queue.Key("run", t.Source, t.Incident.ID, target, playbook)
 }
 
 // QueueJobs adapts runner/queue to the runner's Jobs.

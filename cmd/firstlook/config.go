@@ -22,6 +22,7 @@ import (
 	"github.com/firstlook/firstlook/evidence/store/s3"
 	"github.com/firstlook/firstlook/evidence/store/spool"
 	"github.com/firstlook/firstlook/hooks/pagerduty"
+	slackcmd "github.com/firstlook/firstlook/hooks/slack"
 	"github.com/firstlook/firstlook/playbooks/library"
 	"github.com/firstlook/firstlook/runner"
 	"github.com/firstlook/firstlook/runner/inventory"
@@ -99,6 +100,47 @@ type SlackConfig struct {
 	// BotToken is the Slack app's bot token (xoxb-…).
 	BotToken     secret `yaml:"bot_token"`
 	BotTokenFile string `yaml:"bot_token_file"`
+	// Commands is the /firstlook slash command; on when set.
+	Commands *SlackCommandsConfig `yaml:"commands"`
+}
+
+// SlackCommandsConfig is slack.commands: the command's Config and the
+// secrets of its transport: the signing secrets (HTTP; list two while
+// rotating) or the app-level token (Socket Mode).
+type SlackCommandsConfig struct {
+	slackcmd.Config    `yaml:",inline"`
+	SigningSecrets     []secret `yaml:"signing_secrets"`
+	SigningSecretFiles []string `yaml:"signing_secret_files"`
+	AppToken           secret   `yaml:"app_token"`
+	AppTokenFile       string   `yaml:"app_token_file"`
+}
+
+func (c *SlackCommandsConfig) validate(botToken secret) error {
+	if botToken == "" {
+		return errors.New("needs slack.bot_token: the command answers and looks up user groups with it")
+	}
+	if err := c.Config.Validate(); err != nil {
+		return err
+	}
+	switch c.Config.WithDefaults().Transport {
+	case slackcmd.TransportHTTP:
+		if len(c.SigningSecrets) == 0 {
+			return errors.New("signing_secrets: required to verify Slack's requests (the app's Basic Information page, Signing Secret)")
+		}
+	case slackcmd.TransportSocket:
+		if c.AppToken == "" {
+			return errors.New("app_token: required for Socket Mode (an app-level token, xapp-…, with connections:write)")
+		}
+	}
+	return nil
+}
+
+func (c *SlackCommandsConfig) signingSecrets() []string {
+	out := make([]string, len(c.SigningSecrets))
+	for i, s := range c.SigningSecrets {
+		out[i] = s.value()
+	}
+	return out
 }
 
 // InventoryConfig is the inventory section: the static inventory (a file
@@ -366,6 +408,12 @@ func (c *Config) applyDefaults(base string) {
 	}
 	c.PagerDuty.APITokenFile = abs(c.PagerDuty.APITokenFile)
 	c.Slack.BotTokenFile = abs(c.Slack.BotTokenFile)
+	if sc := c.Slack.Commands; sc != nil {
+		for i := range sc.SigningSecretFiles {
+			sc.SigningSecretFiles[i] = abs(sc.SigningSecretFiles[i])
+		}
+		sc.AppTokenFile = abs(sc.AppTokenFile)
+	}
 	c.Inventory.File = abs(c.Inventory.File)
 	for i := range c.SSH.KnownHosts {
 		c.SSH.KnownHosts[i] = abs(c.SSH.KnownHosts[i])
@@ -419,6 +467,25 @@ func (c *Config) readSecretFiles() error {
 		}
 		c.Slack.BotToken = s
 	}
+	if sc := c.Slack.Commands; sc != nil {
+		for i, f := range sc.SigningSecretFiles {
+			s, err := read(fmt.Sprintf("slack.commands.signing_secret_files[%d]", i), f)
+			if err != nil {
+				return err
+			}
+			sc.SigningSecrets = append(sc.SigningSecrets, s)
+		}
+		if f := sc.AppTokenFile; f != "" {
+			if sc.AppToken != "" {
+				return errors.New("slack.commands: app_token and app_token_file: set one")
+			}
+			s, err := read("slack.commands.app_token_file", f)
+			if err != nil {
+				return err
+			}
+			sc.AppToken = s
+		}
+	}
 	if f := c.PagerDuty.APITokenFile; f != "" {
 		if c.PagerDuty.APIToken != "" {
 			return errors.New("pagerduty: api_token and api_token_file: set one")
@@ -462,6 +529,9 @@ func (c *Config) Validate() error {
 	check("ssh", c.SSH.Validate())
 	if c.Slack.BotToken != "" {
 		check("slack", c.Slack.Validate())
+	}
+	if c.Slack.Commands != nil {
+		check("slack.commands", c.Slack.Commands.validate(c.Slack.BotToken))
 	}
 	if c.Evidence.S3 != nil {
 		check("evidence.s3", c.Evidence.S3.Validate())

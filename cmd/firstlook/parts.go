@@ -156,7 +156,10 @@ func (c *Config) publishers() ([]runner.Publisher, error) {
 		out = append(out, permanence{pd, pdnotes.ErrPermanent})
 	}
 	if c.Slack.BotToken != "" {
-		sp, err := slackpub.New(c.Slack.Config, c.Slack.BotToken.value())
+		spc := c.Slack.Config
+		// The button reaches firstlook only through the command.
+		spc.RunAgainButton = c.Slack.Commands != nil
+		sp, err := slackpub.New(spc, c.Slack.BotToken.value())
 		if err != nil {
 			return nil, fmt.Errorf("slack: %w", err)
 		}

@@ -83,6 +83,16 @@ func Serve(ctx context.Context, opts ServeOptions) error {
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/hooks/pagerduty", pd)
+	slackCmd, err := cfg.slackCommands(q, r, p, log)
+	if err != nil {
+		return err
+	}
+	if slackCmd != nil {
+		defer slackCmd.close()
+		if slackCmd.http != nil {
+			mux.Handle("/hooks/slack/", slackCmd.http)
+		}
+	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = io.WriteString(w, "ok\n")
 	})
@@ -114,6 +124,13 @@ func Serve(ctx context.Context, opts ServeOptions) error {
 		// Uploads what S3 could not take; stops with the workers, and
 		// what is left is uploaded at the next start.
 		wg.Go(func() { _ = p.spool.Run(runCtx) })
+	}
+	if slackCmd != nil && slackCmd.socket != nil {
+		wg.Go(func() {
+			if err := slackCmd.socket.Run(runCtx); err != nil {
+				log.Error("slack socket mode stopped", "err", err)
+			}
+		})
 	}
 	srvDone := make(chan struct{})
 	go func() {

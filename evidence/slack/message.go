@@ -90,7 +90,11 @@ func (p *Publisher) post(ctx context.Context, ch string, rep evidence.Report) (s
 		goslack.MsgOptionDisableLinkUnfurl(),
 		goslack.MsgOptionDisableMediaUnfurl(),
 	}
-	if blocks := fit(p.blocks(rep)); len(blocks) > 0 {
+	blocks := p.blocks(rep)
+	if p.cfg.RunAgainButton {
+		blocks = withRunAgain(blocks, rep)
+	}
+	if blocks := fit(blocks); len(blocks) > 0 {
 		opts = append(opts, goslack.MsgOptionBlocks(blocks...))
 	}
 	var ts string
@@ -477,4 +481,35 @@ func toBlock(m map[string]any) goslack.Block {
 	typ, _ := m["type"].(string)
 	id, _ := m["block_id"].(string)
 	return rawBlock{typ: goslack.MessageBlockType(typ), id: id, raw: raw}
+}
+
+// Fit cuts blocks to Slack's limits on one message, as the publisher does
+// for every message it posts; other messages firstlook posts (command
+// answers, the digest) use it too.
+func Fit(blocks []goslack.Block) []goslack.Block { return fit(blocks) }
+
+// ActionRunAgain is the action_id of the "Run again" button; its value is
+// the command that runs the same playbook on the same host
+// ("run disk-usage on web-1"), which the /firstlook command authorizes and
+// runs as if typed (hooks/slack.ActionRun).
+const ActionRunAgain = "firstlook_run"
+
+// withRunAgain adds a "Run again" button to a single-host run's message,
+// next to the evidence link when there is one, else right after the
+// header, so that fitting the message never cuts it.
+func withRunAgain(blocks []goslack.Block, rep evidence.Report) []goslack.Block {
+	m := rep.Bundle.Manifest
+	if rep.Fanout != nil || m.Host.Name == "" || m.Playbook.Name == "" || len(blocks) == 0 {
+		return blocks
+	}
+	btn := goslack.NewButtonBlockElement(ActionRunAgain, "run "+m.Playbook.Name+" on "+m.Host.Name,
+		goslack.NewTextBlockObject(goslack.PlainTextType, "Run again", false, false))
+	for _, b := range blocks {
+		if a, ok := b.(*goslack.ActionBlock); ok && a.Elements != nil && len(a.Elements.ElementSet) < 25 {
+			a.Elements.ElementSet = append(a.Elements.ElementSet, btn)
+			return blocks
+		}
+	}
+	out := append([]goslack.Block{blocks[0], goslack.NewActionBlock("firstlook_actions", btn)}, blocks[1:]...)
+	return out
 }

@@ -93,6 +93,10 @@ type Config struct {
 	MaxRetryWait time.Duration `yaml:"max_retry_wait"`
 	// Timeout bounds one HTTP request (DefaultTimeout).
 	Timeout time.Duration `yaml:"timeout"`
+	// RunAgainButton adds a "Run again" button to each single-host run's
+	// message; it needs the /firstlook command (hooks/slack) configured to
+	// receive the press. firstlook serve sets it when slack.commands is.
+	RunAgainButton bool `yaml:"-"`
 }
 
 // WithDefaults returns a copy of c with zero fields set to their defaults.

@@ -33,6 +33,7 @@ func runContract(t *testing.T, config func(t *testing.T) queue.Config) {
 		{"WorkersExclusive", testWorkersExclusive},
 		{"StateCAS", testStateCAS},
 		{"StateConcurrentCAS", testStateConcurrentCAS},
+		{"StateKeys", testStateKeys},
 		{"Reopen", testReopen},
 		{"Closed", testClosed},
 		{"NextHonoursContext", testNextContext},
@@ -572,5 +573,46 @@ func testNextContext(t *testing.T, cfg queue.Config) {
 		}
 	case <-time.After(15 * time.Second):
 		t.Fatal("Next did not return after Close")
+	}
+}
+
+func testStateKeys(t *testing.T, cfg queue.Config) {
+	q := open(t, cfg)
+	s := q.State()
+	ctx := testCtx(t, time.Minute)
+	for _, k := range []string{
+		queue.Key("run", "pagerduty", "Q1", "web-1", "disk"),
+		queue.Key("run", "pagerduty", "Q2", "web-2", "disk"),
+		queue.Key("run", "slack", "run-1", "web-1", "disk", "trigger.1"),
+		queue.Key("incident", "pagerduty", "Q1", "slack_channel"),
+	} {
+		if _, err := s.Create(ctx, k, []byte("x")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	gone := queue.Key("run", "pagerduty", "Q3", "web-1", "disk")
+	if _, err := s.Create(ctx, gone, []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Delete(ctx, gone, 0); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		filters []string
+		want    int
+	}{
+		{[]string{"run.>"}, 3},
+		{[]string{"run.*.*." + queue.Key("web-1") + ".*", "run.*.*." + queue.Key("web-1") + ".*.*"}, 2},
+		{[]string{"incident.*.*.slack_channel"}, 1},
+		{[]string{"nothing.>"}, 0},
+	}
+	for _, tt := range tests {
+		got, err := s.Keys(ctx, tt.filters...)
+		if err != nil {
+			t.Fatalf("Keys %v: %v", tt.filters, err)
+		}
+		if len(got) != tt.want {
+			t.Errorf("Keys %v: got %v, want %d keys", tt.filters, got, tt.want)
+		}
 	}
 }

@@ -180,3 +180,26 @@ func unhex(c byte) int {
 	}
 	return -1
 }
+
+// Keys returns the keys that match any of filters, NATS subject patterns
+// over Key's parts ("*" one part, ">" the rest: "run.*.*.web-1.>"), each
+// once, in no particular order. Build literal parts with Key.
+func (s *State) Keys(ctx context.Context, filters ...string) ([]string, error) {
+	kl, err := s.kv.ListKeysFiltered(ctx, filters...)
+	if err != nil {
+		return nil, fmt.Errorf("queue: state: list %v: %w", filters, err)
+	}
+	defer func() { _ = kl.Stop() }()
+	seen := map[string]bool{}
+	var out []string
+	for k := range kl.Keys() {
+		if !seen[k] {
+			seen[k] = true
+			out = append(out, k)
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("queue: state: list %v: %w", filters, err)
+	}
+	return out, nil
+}
