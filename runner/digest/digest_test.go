@@ -87,10 +87,10 @@ func TestNextSlot(t *testing.T) {
 	}
 	times := []string{"09:00", "21:00"}
 	tests := []struct{ now, want time.Time }{
-		{time.Date(2026, 12, 4, 7, 0, 0, 0, time.UTC), time.Date(2026, 12, 4, 8, 0, 0, 0, time.UTC)},   // 08:00 Berlin → 09:00
-		{time.Date(2026, 12, 4, 8, 0, 0, 0, time.UTC), time.Date(2026, 12, 4, 20, 0, 0, 0, time.UTC)},  // exactly 09:00 → 21:00
-		{time.Date(2026, 12, 4, 21, 0, 0, 0, time.UTC), time.Date(2026, 12, 5, 8, 0, 0, 0, time.UTC)},  // 22:00 → tomorrow 09:00
-		{time.Date(2026, 7, 1, 18, 30, 0, 0, time.UTC), time.Date(2026, 7, 1, 19, 0, 0, 0, time.UTC)},  // summer time: UTC+2
+		{time.Date(2026, 12, 4, 7, 0, 0, 0, time.UTC), time.Date(2026, 12, 4, 8, 0, 0, 0, time.UTC)},  // 08:00 Berlin → 09:00
+		{time.Date(2026, 12, 4, 8, 0, 0, 0, time.UTC), time.Date(2026, 12, 4, 20, 0, 0, 0, time.UTC)}, // exactly 09:00 → 21:00
+		{time.Date(2026, 12, 4, 21, 0, 0, 0, time.UTC), time.Date(2026, 12, 5, 8, 0, 0, 0, time.UTC)}, // 22:00 → tomorrow 09:00
+		{time.Date(2026, 7, 1, 18, 30, 0, 0, time.UTC), time.Date(2026, 7, 1, 19, 0, 0, 0, time.UTC)}, // summer time: UTC+2
 	}
 	for _, tt := range tests {
 		got, ok := digest.NextSlot(tt.now, times, berlin)
