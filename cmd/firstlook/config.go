@@ -25,6 +25,7 @@ import (
 	slackcmd "github.com/firstlook/firstlook/hooks/slack"
 	"github.com/firstlook/firstlook/playbooks/library"
 	"github.com/firstlook/firstlook/runner"
+	"github.com/firstlook/firstlook/runner/digest"
 	"github.com/firstlook/firstlook/runner/inventory"
 	"github.com/firstlook/firstlook/runner/inventory/ec2"
 	"github.com/firstlook/firstlook/runner/queue"
@@ -113,6 +114,10 @@ type SlackCommandsConfig struct {
 	SigningSecretFiles []string `yaml:"signing_secret_files"`
 	AppToken           secret   `yaml:"app_token"`
 	AppTokenFile       string   `yaml:"app_token_file"`
+	// Digest is the shift handover digest (needs pagerduty.api_token);
+	// scheduled when digest.times and digest.channel are set, on
+	// request with /firstlook digest.
+	Digest *digest.Config `yaml:"digest"`
 }
 
 func (c *SlackCommandsConfig) validate(botToken secret) error {
@@ -121,6 +126,11 @@ func (c *SlackCommandsConfig) validate(botToken secret) error {
 	}
 	if err := c.Config.Validate(); err != nil {
 		return err
+	}
+	if c.Digest != nil {
+		if err := c.Digest.Validate(); err != nil {
+			return fmt.Errorf("digest.%w", err)
+		}
 	}
 	switch c.Config.WithDefaults().Transport {
 	case slackcmd.TransportHTTP:
@@ -532,6 +542,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Slack.Commands != nil {
 		check("slack.commands", c.Slack.Commands.validate(c.Slack.BotToken))
+		if c.Slack.Commands.Digest != nil && c.PagerDuty.APIToken == "" {
+			check("slack.commands.digest", errors.New("needs pagerduty.api_token (read access) to list incidents"))
+		}
 	}
 	if c.Evidence.S3 != nil {
 		check("evidence.s3", c.Evidence.S3.Validate())

@@ -132,6 +132,9 @@ func Serve(ctx context.Context, opts ServeOptions) error {
 			}
 		})
 	}
+	if slackCmd != nil && slackCmd.digest != nil && !opts.NoWorkers {
+		wg.Go(func() { _ = slackCmd.digest.Run(runCtx) })
+	}
 	srvDone := make(chan struct{})
 	go func() {
 		defer close(srvDone)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -8,6 +9,7 @@ import (
 	slackcmd "github.com/firstlook/firstlook/hooks/slack"
 	"github.com/firstlook/firstlook/runner"
 	"github.com/firstlook/firstlook/runner/chatops"
+	"github.com/firstlook/firstlook/runner/digest"
 	"github.com/firstlook/firstlook/runner/queue"
 )
 
@@ -17,6 +19,8 @@ type slackCommand struct {
 	svc    *slackcmd.Service
 	http   http.Handler
 	socket *slackcmd.Socket
+	// digest posts scheduled digests when configured.
+	digest *digest.Digester
 }
 
 func (s *slackCommand) close() { s.svc.Close() }
@@ -36,18 +40,41 @@ func (c *Config) slackCommands(q *queue.Queue, r *runner.Runner, p *parts, log *
 	if err != nil {
 		return nil, err
 	}
-	svc, err := slackcmd.New(slackcmd.Options{
+	opts := slackcmd.Options{
 		Config:    sc.Config,
 		BotToken:  c.Slack.BotToken.value(),
 		Incidents: desk,
 		Runs:      desk,
 		Log:       log.With("component", "slack-command"),
 		Audit:     log.With("component", "audit"),
-	})
+	}
+	pdAPI := cmp.Or(c.PagerDuty.APIURL, "https://api.pagerduty.com")
+	if c.PagerDuty.APIToken != "" && c.PagerDuty.Notes.From != "" {
+		if opts.Pager, err = chatops.NewPager(pdAPI, c.PagerDuty.APIToken.value(), c.PagerDuty.Notes.From, nil); err != nil {
+			return nil, fmt.Errorf("slack.commands: %w", err)
+		}
+	}
+	var dg *digest.Digester
+	if sc.Digest != nil {
+		dc := *sc.Digest
+		dc.APIURL = cmp.Or(dc.APIURL, pdAPI)
+		dg, err = digest.New(digest.Options{
+			Config:    dc,
+			Incidents: digest.NewPagerDuty(dc.APIURL, c.PagerDuty.APIToken.value(), nil),
+			State:     q.State(), Store: p.store,
+			BotToken: c.Slack.BotToken.value(), SlackAPIURL: c.Slack.APIURL,
+			Log: log.With("component", "digest"),
+		})
+		if err != nil {
+			return nil, fmt.Errorf("slack.commands.digest: %w", err)
+		}
+		opts.Digester = dg
+	}
+	svc, err := slackcmd.New(opts)
 	if err != nil {
 		return nil, fmt.Errorf("slack.commands: %w", err)
 	}
-	out := &slackCommand{svc: svc}
+	out := &slackCommand{svc: svc, digest: dg}
 	switch svc.Config().Transport {
 	case slackcmd.TransportSocket:
 		out.socket, err = slackcmd.NewSocket(svc, c.Slack.BotToken.value(), sc.AppToken.value())
