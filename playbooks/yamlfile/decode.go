@@ -447,7 +447,7 @@ func KeyNode(root *yaml.Node, path string) *yaml.Node {
 	return n
 }
 
-// At places err, which names a key path at its start ("runner.workers: 
+// At places err, which names a key path at its start ("runner.workers:
 // must be at least 1", as Validate methods write them), at that key in
 // root: the longest prefix of "a: b: c: msg" that is a path in the file.
 func (d *Decoder) At(root *yaml.Node, err error) {
