@@ -61,6 +61,8 @@ type Config struct {
 	// path is the file the config came from; relative paths in it are
 	// relative to its directory.
 	path string
+	// root is its YAML, to place problems found later.
+	root *yaml.Node
 }
 
 // HTTPConfig bounds the intake's HTTP server. The defaults suit webhooks:
@@ -174,7 +176,6 @@ func loadConfig(path string) (*Config, yamlfile.List) {
 		return &Config{path: path}, yamlfile.List{{File: path, Msg: fmt.Sprintf("read config: %v", unwrapPathError(err))}}
 	}
 	cfg, errs := parseConfig(path, b, filepath.Dir(path))
-	cfg.path = path
 	return cfg, errs
 }
 
@@ -191,11 +192,12 @@ func ParseConfig(b []byte, base string) (*Config, error) {
 
 func parseConfig(name string, b []byte, base string) (*Config, yamlfile.List) {
 	d := &yamlfile.Decoder{File: name, Env: os.LookupEnv}
-	cfg := &Config{}
+	cfg := &Config{path: name}
 	root := d.Parse(b)
 	if len(d.Errs) > 0 {
 		return cfg, d.Errs
 	}
+	cfg.root = root
 	d.Decode(root, "", cfg)
 	cfg.applyDefaults(base)
 	cfg.fileSecrets(root)
