@@ -34,7 +34,7 @@ func pageBundle(t *testing.T) *evidence.Bundle {
 		Playbook:  evidence.Playbook{Name: "linux-baseline", File: "playbooks/linux.yaml", SHA256: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"},
 		Status:    evidence.StatusFailed,
 		StartedAt: start, EndedAt: start.Add(2345 * time.Millisecond),
-		Group:     "group web",
+		Group: "group web",
 	}}
 	var long strings.Builder
 	for i := range 120 {
@@ -88,7 +88,7 @@ func TestPageEscapesAndMarks(t *testing.T) {
 		}
 	}
 	for _, want := range []string{
-		"&lt;script&gt;",                            // escaped, not dropped
+		"&lt;script&gt;", // escaped, not dropped
 		"9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b", // playbook hash
 		"$ df -hP /var", "exit code 2", "FAILED",
 		"set -eu\ncat /etc/app.env", // a script step's script
