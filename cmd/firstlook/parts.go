@@ -48,8 +48,8 @@ func (c *Config) planParts() (*parts, error) {
 		return nil, fmt.Errorf("playbooks:\n%w", err)
 	}
 	p := &parts{inventory: inv, playbooks: set}
-	if c.PagerDuty.APIToken != "" {
-		p.alerts = pagerduty.NewAlerts(c.PagerDuty.Config, c.PagerDuty.APIToken.value())
+	if c.PagerDuty.APIToken.IsSet() {
+		p.alerts = pagerduty.NewAlerts(c.PagerDuty.Config, c.PagerDuty.APIToken.Value())
 	}
 	return p, nil
 }
@@ -149,17 +149,17 @@ func (c *Config) runParts(ctx context.Context, spooled bool, log *slog.Logger) (
 func (c *Config) publishers() ([]runner.Publisher, error) {
 	var out []runner.Publisher
 	if c.PagerDuty.Notes.From != "" {
-		pd, err := pdnotes.New(c.PagerDuty.Notes, c.PagerDuty.APIToken.value())
+		pd, err := pdnotes.New(c.PagerDuty.Notes, c.PagerDuty.APIToken.Value())
 		if err != nil {
 			return nil, fmt.Errorf("pagerduty.notes: %w", err)
 		}
 		out = append(out, permanence{pd, pdnotes.ErrPermanent})
 	}
-	if c.Slack.BotToken != "" {
+	if c.Slack.BotToken.IsSet() {
 		spc := c.Slack.Config
 		// The button reaches firstlook only through the command.
 		spc.RunAgainButton = c.Slack.Commands != nil
-		sp, err := slackpub.New(spc, c.Slack.BotToken.value())
+		sp, err := slackpub.New(spc, c.Slack.BotToken.Value())
 		if err != nil {
 			return nil, fmt.Errorf("slack: %w", err)
 		}

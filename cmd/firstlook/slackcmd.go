@@ -42,15 +42,15 @@ func (c *Config) slackCommands(q *queue.Queue, r *runner.Runner, p *parts, log *
 	}
 	opts := slackcmd.Options{
 		Config:    sc.Config,
-		BotToken:  c.Slack.BotToken.value(),
+		BotToken:  c.Slack.BotToken.Value(),
 		Incidents: desk,
 		Runs:      desk,
 		Log:       log.With("component", "slack-command"),
 		Audit:     log.With("component", "audit"),
 	}
 	pdAPI := cmp.Or(c.PagerDuty.APIURL, "https://api.pagerduty.com")
-	if c.PagerDuty.APIToken != "" && c.PagerDuty.Notes.From != "" {
-		if opts.Pager, err = chatops.NewPager(pdAPI, c.PagerDuty.APIToken.value(), c.PagerDuty.Notes.From, nil); err != nil {
+	if c.PagerDuty.APIToken.IsSet() && c.PagerDuty.Notes.From != "" {
+		if opts.Pager, err = chatops.NewPager(pdAPI, c.PagerDuty.APIToken.Value(), c.PagerDuty.Notes.From, nil); err != nil {
 			return nil, fmt.Errorf("slack.commands: %w", err)
 		}
 	}
@@ -60,9 +60,9 @@ func (c *Config) slackCommands(q *queue.Queue, r *runner.Runner, p *parts, log *
 		dc.APIURL = cmp.Or(dc.APIURL, pdAPI)
 		dg, err = digest.New(digest.Options{
 			Config:    dc,
-			Incidents: digest.NewPagerDuty(dc.APIURL, c.PagerDuty.APIToken.value(), nil),
+			Incidents: digest.NewPagerDuty(dc.APIURL, c.PagerDuty.APIToken.Value(), nil),
 			State:     q.State(), Store: p.store,
-			BotToken: c.Slack.BotToken.value(), SlackAPIURL: c.Slack.APIURL,
+			BotToken: c.Slack.BotToken.Value(), SlackAPIURL: c.Slack.APIURL,
 			Log: log.With("component", "digest"),
 		})
 		if err != nil {
@@ -77,7 +77,7 @@ func (c *Config) slackCommands(q *queue.Queue, r *runner.Runner, p *parts, log *
 	out := &slackCommand{svc: svc, digest: dg}
 	switch svc.Config().Transport {
 	case slackcmd.TransportSocket:
-		out.socket, err = slackcmd.NewSocket(svc, c.Slack.BotToken.value(), sc.AppToken.value())
+		out.socket, err = slackcmd.NewSocket(svc, c.Slack.BotToken.Value(), sc.AppToken.Value())
 	default:
 		out.http, err = slackcmd.NewHandler(svc, sc.signingSecrets())
 	}

@@ -34,7 +34,7 @@ func TestServeSlackCommand(t *testing.T) {
   commands:
     team_id: `+slacktest.TeamID+`
     api_url: `+slk.URL+`
-    signing_secret_files: [signing.txt]
+    signing_secrets: [{file: signing.txt}]
     grants:
       - commands: ["*"]
         usergroups: [sre-oncall]

@@ -15,8 +15,7 @@ slack:
   bot_token: ${FL_TEST_BOT}
   commands:
     team_id: T0FIRSTLK
-    signing_secrets: ["${FL_TEST_SIGNING}"]
-    signing_secret_files: [signing_old]
+    signing_secrets: ["${FL_TEST_SIGNING}", {file: signing_old}]
     grants:
       - commands: ["*"]
         usergroups: [sre-oncall]
@@ -56,13 +55,12 @@ func TestSlackCommandsConfig(t *testing.T) {
 			}
 		}
 	}
-	socket := strings.Replace(slackCommands, `signing_secrets: ["${FL_TEST_SIGNING}"]`, "transport: socket\n    app_token: ${FL_TEST_APP}", 1)
-	socket = strings.Replace(socket, "    signing_secret_files: [signing_old]\n", "", 1)
-	if cfg, err := ParseConfig([]byte(minimal+socket), d); err != nil || cfg.Slack.Commands.AppToken.value() != app {
+	socket := strings.Replace(slackCommands, `signing_secrets: ["${FL_TEST_SIGNING}", {file: signing_old}]`, "transport: socket\n    app_token: {env: FL_TEST_APP}", 1)
+	if cfg, err := ParseConfig([]byte(minimal+socket), d); err != nil || cfg.Slack.Commands.AppToken.Value() != app {
 		t.Errorf("socket mode: got %v", err)
 	}
 	tests := []struct{ name, yaml, want string }{
-		{"no signing secret", strings.Replace(strings.Replace(slackCommands, `signing_secrets: ["${FL_TEST_SIGNING}"]`, "", 1), "signing_secret_files: [signing_old]", "", 1), "slack.commands: signing_secrets: required"},
+		{"no signing secret", strings.Replace(slackCommands, `signing_secrets: ["${FL_TEST_SIGNING}", {file: signing_old}]`, "", 1), "slack.commands: signing_secrets: required"},
 		{"socket without app token", strings.Replace(slackCommands, "team_id: T0FIRSTLK", "team_id: T0FIRSTLK\n    transport: socket", 1), "slack.commands: app_token: required"},
 		{"no grants", strings.Replace(slackCommands, "grants:", "grant_nothing:", 1), `unknown key "grant_nothing"`},
 		{"bad grant", strings.Replace(slackCommands, `commands: ["*"]`, "commands: [reboot]", 1), `slack.commands: grants[0].commands[0]: "reboot"`},
