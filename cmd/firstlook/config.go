@@ -116,7 +116,7 @@ type SlackConfig struct {
 // secrets of its transport: the signing secrets (HTTP; list two while
 // rotating) or the app-level token (Socket Mode).
 type SlackCommandsConfig struct {
-	slackcmd.Config    `yaml:",inline"`
+	slackcmd.Config `yaml:",inline"`
 	// SigningSecrets are the app's signing secrets, each a Secret
 	// (${VAR}, {env: VAR} or {file: path}).
 	SigningSecrets []Secret `yaml:"signing_secrets"`
