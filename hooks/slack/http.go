@@ -59,6 +59,16 @@ func (v *Verifier) Verify(h http.Header, body []byte) *hooks.Error {
 	return hooks.Errorf(http.StatusUnauthorized, "X-Slack-Signature matches none of the configured signing secrets")
 }
 
+// Authenticate is Verify in the shape of the intake seam's
+// authentication step (an *hooks.Error, 401, or nil), so that the shared
+// pipeline can verify Slack's requests like any source's.
+func (v *Verifier) Authenticate(r *http.Request, body []byte) error {
+	if err := v.Verify(r.Header, body); err != nil {
+		return err
+	}
+	return nil
+}
+
 // Handler is the HTTP transport: POST /hooks/slack/commands and POST
 // /hooks/slack/interactions.
 type Handler struct {

@@ -438,3 +438,23 @@ func TestSocketMode(t *testing.T) {
 		t.Errorf("after reconnecting: got %s, %v", ack.Payload, err)
 	}
 }
+
+func TestAuthenticate(t *testing.T) {
+	v, err := slack.NewVerifier([]string{"", secret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	form := slacktest.NewServer()
+	defer form.Close()
+	good := slacktest.SignedRequest("http://x/hooks/slack/commands", form.CommandForm(slacktest.SlashCommand{Text: "help"}), secret, time.Now())
+	body, _ := io.ReadAll(good.Body)
+	if err := v.Authenticate(good, body); err != nil {
+		t.Errorf("good request: %v", err)
+	}
+	if err := v.Authenticate(good, append(body, 'x')); err == nil || !strings.Contains(err.Error(), "401") {
+		t.Errorf("tampered body: got %v, want a 401", err)
+	}
+	if _, err := slack.NewVerifier([]string{""}); err == nil {
+		t.Error("a verifier without secrets was made")
+	}
+}
