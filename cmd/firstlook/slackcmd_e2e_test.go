@@ -1,8 +1,10 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net/http"
 	"os"
 	"strings"
@@ -116,5 +118,62 @@ func TestServeSlackCommand(t *testing.T) {
 		if !lines.has(append([]string{`"msg":"slack command decision"`, `"component":"audit"`}, want...)...) {
 			t.Errorf("no audit line with %v", want)
 		}
+	}
+}
+
+// TestServeSlackSocketMode: the same command over Socket Mode: serve opens
+// the websocket with the app-level token, the command's answer rides on
+// its ack, and the run lands in the channel.
+func TestServeSlackSocketMode(t *testing.T) {
+	e := newEnv(t, "host-1")
+	slk := slacktest.NewServer()
+	t.Cleanup(slk.Close)
+	slk.AddUsergroup("S0SRE0001", "sre-oncall", "U0SRE0001")
+	ops := slk.AddChannel(slacktest.Channel{Name: "ops", Members: []string{slacktest.BotUserID, "U0SRE0001"}})
+	e.write("slack.txt", slacktest.Token+"\n")
+	e.write("app.txt", slacktest.AppToken+"\n")
+	cfg, _ := os.ReadFile(e.cfgPath)
+	e.write("firstlook.yaml", string(cfg)+`slack:
+  bot_token_file: slack.txt
+  api_url: `+slk.URL+`
+  commands:
+    team_id: `+slacktest.TeamID+`
+    transport: socket
+    app_token: {file: app.txt}
+    api_url: `+slk.URL+`
+    grants:
+      - commands: ["*"]
+        usergroups: [sre-oncall]
+        channels: ["#ops"]
+`)
+	c, err := LoadConfig(e.cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.NewTextHandler(&testLog{t: t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	url, stop := startServe(t, ServeOptions{Config: c, Log: log})
+	t.Cleanup(func() { _ = stop() })
+	// No HTTP endpoint in Socket Mode.
+	if resp, err := http.Post(url+"/hooks/slack/commands", "application/x-www-form-urlencoded", strings.NewReader("text=help")); err != nil || resp.StatusCode != http.StatusNotFound {
+		t.Errorf("HTTP command endpoint in socket mode: got %v %v, want 404", resp, err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	if err := slk.WaitSocket(ctx); err != nil {
+		t.Fatal(err)
+	}
+	ack, err := slk.SendEnvelope(ctx, "slash_commands", slk.CommandPayload(slacktest.SlashCommand{
+		UserID: "U0SRE0001", UserName: "sam", ChannelID: ops, ChannelName: "ops", Command: "/firstlook", Text: "run whoami on host-1"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(ack.Payload), "queued `whoami` on host-1") {
+		t.Fatalf("got ack %s", ack.Payload)
+	}
+	for len(slk.Messages(ops)) == 0 {
+		if ctx.Err() != nil {
+			t.Fatal("no summary in #ops")
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }
