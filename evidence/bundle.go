@@ -77,6 +77,8 @@ type Playbook struct {
 	Name   string `json:"name"`
 	File   string `json:"file,omitempty"`
 	SHA256 string `json:"sha256,omitempty"`
+	// FollowUps are the playbooks it suggests next (offered as buttons).
+	FollowUps []string `json:"follow_ups,omitempty"`
 }
 
 // Step is one step as it ran.

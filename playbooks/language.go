@@ -130,6 +130,25 @@ var playbookKeys = []key[playbookDraft]{
 		schema: func() jsonObject { return jsonObject{"type": "array", "minItems": 1, "items": ref("step")} },
 		decode: decodeSteps,
 	},
+	{
+		name:   "follow_ups",
+		doc:    "Playbooks a responder may want to run next, by name: each run's Slack summary offers them as \"Run <playbook>\" buttons on the same host. They run only when pressed, by someone the /firstlook command allows to run.",
+		schema: func() jsonObject {
+			return jsonObject{"type": "array", "items": jsonObject{"type": "string", "pattern": namePattern, "maxLength": maxNameLen}}
+		},
+		decode: func(d *decoder, where string, v *yaml.Node, t *playbookDraft) {
+			names, ok := d.strList(where, v)
+			if !ok {
+				return
+			}
+			for i, n := range names {
+				if !nameRE.MatchString(n) || len(n) > maxNameLen {
+					d.fail(v, fmt.Sprintf("%s[%d]", where, i), "%q is not a playbook name", n)
+				}
+			}
+			t.pb.FollowUps = names
+		},
+	},
 }
 
 var matchKeys = []key[Match]{

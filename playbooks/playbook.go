@@ -72,7 +72,11 @@ type Playbook struct {
 	// Parallel runs the steps as concurrent sessions instead of one after
 	// the other. Parallel playbooks have no when or continue_on_error.
 	Parallel bool
-	Steps    []Step
+	// FollowUps are playbooks a responder may want next: each run's
+	// Slack summary offers them as "Run <playbook>" buttons. They run
+	// only when pressed, by someone allowed to run them.
+	FollowUps []string
+	Steps     []Step
 }
 
 // Pos is a 1-based position in a playbook file.

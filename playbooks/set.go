@@ -90,6 +90,16 @@ func Merge(sets ...*Set) (*Set, error) {
 			out.list = append(out.list, p)
 		}
 	}
+	// Follow-ups name playbooks of the whole set: a site's playbook may
+	// offer a library one.
+	for _, p := range out.list {
+		for _, f := range p.FollowUps {
+			if _, ok := out.byName[f]; !ok {
+				errs = append(errs, &Error{File: p.File, Line: p.Pos.Line, Column: p.Pos.Column,
+					Msg: fmt.Sprintf("follow_ups: no playbook %q is loaded; name one under playbooks.paths or playbooks.library", f)})
+			}
+		}
+	}
 	if len(errs) > 0 {
 		return nil, errs
 	}

@@ -36,7 +36,7 @@ func (r *Runner) execute(ctx context.Context, t hooks.Trigger, run Run) *evidenc
 			URL: t.Incident.URL, Service: t.Incident.Service.Name, Event: t.Event, Delivery: t.DeliveryID,
 		},
 		Host:      evidence.Host{Name: run.Target},
-		Playbook:  evidence.Playbook{Name: p.Name, File: p.File, SHA256: p.SHA256},
+		Playbook:  evidence.Playbook{Name: p.Name, File: p.File, SHA256: p.SHA256, FollowUps: p.FollowUps},
 		StartedAt: start,
 		Steps:     []evidence.Step{},
 	}}

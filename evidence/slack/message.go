@@ -488,10 +488,11 @@ func toBlock(m map[string]any) goslack.Block {
 // answers, the digest) use it too.
 func Fit(blocks []goslack.Block) []goslack.Block { return fit(blocks) }
 
-// ActionRunAgain is the action_id of the "Run again" button; its value is
-// the command that runs the same playbook on the same host
-// ("run disk-usage on web-1"), which the /firstlook command authorizes and
-// runs as if typed (hooks/slack.ActionRun).
+// ActionRunAgain is the action_id of the "Run again" button, and the
+// prefix of the "Run <playbook>" follow-up buttons' ("firstlook_run:<name>");
+// a button's value is the command it stands for ("run disk-usage on
+// web-1"), which the /firstlook command authorizes and runs as if typed
+// (hooks/slack.ActionRun).
 const ActionRunAgain = "firstlook_run"
 
 // withRunAgain adds a "Run again" button to a single-host run's message,
@@ -502,14 +503,23 @@ func withRunAgain(blocks []goslack.Block, rep evidence.Report) []goslack.Block {
 	if rep.Fanout != nil || m.Host.Name == "" || m.Playbook.Name == "" || len(blocks) == 0 {
 		return blocks
 	}
-	btn := goslack.NewButtonBlockElement(ActionRunAgain, "run "+m.Playbook.Name+" on "+m.Host.Name,
-		goslack.NewTextBlockObject(goslack.PlainTextType, "Run again", false, false))
+	btns := []goslack.BlockElement{goslack.NewButtonBlockElement(ActionRunAgain, "run "+m.Playbook.Name+" on "+m.Host.Name,
+		goslack.NewTextBlockObject(goslack.PlainTextType, "Run again", false, false))}
+	// Follow-ups the playbook suggests; action ids are unique within a
+	// block, so each carries its playbook's name.
+	for _, f := range m.Playbook.FollowUps {
+		if len(btns) == 20 {
+			break // an actions block holds 25 elements
+		}
+		btns = append(btns, goslack.NewButtonBlockElement(ActionRunAgain+":"+f, "run "+f+" on "+m.Host.Name,
+			goslack.NewTextBlockObject(goslack.PlainTextType, cutText("Run "+f, 75, false), false, false)))
+	}
 	for _, b := range blocks {
-		if a, ok := b.(*goslack.ActionBlock); ok && a.Elements != nil && len(a.Elements.ElementSet) < 25 {
-			a.Elements.ElementSet = append(a.Elements.ElementSet, btn)
+		if a, ok := b.(*goslack.ActionBlock); ok && a.Elements != nil && len(a.Elements.ElementSet)+len(btns) <= 25 {
+			a.Elements.ElementSet = append(a.Elements.ElementSet, btns...)
 			return blocks
 		}
 	}
-	out := append([]goslack.Block{blocks[0], goslack.NewActionBlock("firstlook_actions", btn)}, blocks[1:]...)
+	out := append([]goslack.Block{blocks[0], goslack.NewActionBlock("firstlook_actions", btns...)}, blocks[1:]...)
 	return out
 }

@@ -154,9 +154,8 @@ func (h *Handler) interactions(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusOK)
 		return
 	}
-	rep := h.svc.Handle(req)
+	h.svc.respondAck(req, h.svc.Handle(req))
 	w.WriteHeader(http.StatusOK)
-	h.svc.respondAck(req, rep)
 }
 
 // respondAck sends a button's immediate answer through the response_url:
@@ -175,7 +174,7 @@ func InteractionRequest(cb goslack.InteractionCallback) (Request, error) {
 		return Request{}, errNotOurs
 	}
 	for _, a := range cb.ActionCallback.BlockActions {
-		if a == nil || a.ActionID != ActionRun {
+		if a == nil || (a.ActionID != ActionRun && !strings.HasPrefix(a.ActionID, ActionRun+":")) {
 			continue
 		}
 		req := Request{

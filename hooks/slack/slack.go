@@ -43,8 +43,9 @@ import (
 // an incident's channel.
 const Source = "slack"
 
-// ActionRun is the action_id of "Run again" and "Run <playbook>" buttons;
-// the button's value is the command text ("run disk-usage on web-1").
+// ActionRun is the action_id of "Run again" buttons, and the prefix of
+// "Run <playbook>" follow-up buttons' ("firstlook_run:<playbook>"); the
+// button's value is the command text ("run disk-usage on web-1").
 const ActionRun = "firstlook_run"
 
 // Request is one command or button press, whichever transport brought it.

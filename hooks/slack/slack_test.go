@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	goslack "github.com/slack-go/slack"
+
 	"github.com/firstlook/firstlook/evidence/slack/slacktest"
 	"github.com/firstlook/firstlook/hooks/slack"
 )
@@ -371,16 +373,8 @@ func TestSocketMode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- sock.Run(ctx) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Error(err)
-		}
-	}()
-	wctx, wcancel := context.WithTimeout(ctx, 30*time.Second)
+	defer runSocket(t, sock)()
+	wctx, wcancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer wcancel()
 	if err := f.slack.WaitSocket(wctx); err != nil {
 		t.Fatal(err)
@@ -417,7 +411,10 @@ func TestSocketMode(t *testing.T) {
 	if len(ack.Payload) != 0 {
 		t.Errorf("got button ack payload %s, want none", ack.Payload)
 	}
-	f.svc.Wait()
+	// The answer comes after the ack: wait for it.
+	for len(f.slack.Responses(p["response_url"].(string))) == 0 && wctx.Err() == nil {
+		time.Sleep(20 * time.Millisecond)
+	}
 	if got := f.slack.Responses(p["response_url"].(string)); len(got) != 1 || !strings.Contains(got[0].Text, "not allowed") {
 		t.Errorf("got %+v, want the refusal", got)
 	}
@@ -456,5 +453,42 @@ func TestAuthenticate(t *testing.T) {
 	}
 	if _, err := slack.NewVerifier([]string{""}); err == nil {
 		t.Error("a verifier without secrets was made")
+	}
+}
+
+func TestInteractionRequest(t *testing.T) {
+	fake := slacktest.NewServer()
+	defer fake.Close()
+	for _, tt := range []struct {
+		action, value string
+		ok            bool
+	}{
+		{slack.ActionRun, "run disk on web-1", true},
+		{slack.ActionRun + ":memory", "run memory on web-1", true},
+		{"firstlook_evidence", "evidence", false},
+		{slack.ActionRun, "page web-prod everything is on fire", false},
+	} {
+		var cb goslack.InteractionCallback
+		b, _ := json.Marshal(fake.ActionPayload(slacktest.BlockAction{UserID: sre, ChannelID: "C0OPS0001", ActionID: tt.action, Value: tt.value}))
+		if err := json.Unmarshal(b, &cb); err != nil {
+			t.Fatal(err)
+		}
+		req, err := slack.InteractionRequest(cb)
+		if (err == nil) != tt.ok || (tt.ok && (req.Text != tt.value || !req.Button || req.User != sre || req.ResponseURL == "" || req.ID == "")) {
+			t.Errorf("%s %q: got %+v, %v; want ok %v", tt.action, tt.value, req, err, tt.ok)
+		}
+	}
+}
+
+// runSocket runs sock until the returned stop is called.
+func runSocket(t *testing.T, sock *slack.Socket) (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- sock.Run(ctx) }()
+	return func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
 	}
 }

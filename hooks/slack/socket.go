@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	goslack "github.com/slack-go/slack"
@@ -46,6 +47,9 @@ func NewSocket(svc *Service, botToken, appToken string) (*Socket, error) {
 func (s *Socket) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	// Envelopes in flight finish before Run returns.
+	var handlers sync.WaitGroup
+	defer handlers.Wait()
 	errc := make(chan error, 1)
 	go func() { errc <- s.client.RunContext(ctx) }()
 	for {
@@ -64,7 +68,7 @@ func (s *Socket) Run(ctx context.Context) error {
 			}
 			// Each envelope on its own: one slow command must not hold
 			// the next one's acknowledgement.
-			s.svc.wg.Go(func() { s.handle(ctx, ev) })
+			handlers.Go(func() { s.handle(ctx, ev) })
 		}
 	}
 }

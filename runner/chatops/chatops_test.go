@@ -52,9 +52,19 @@ const diskUsage = `name: disk-usage
 description: What fills the disk.
 match:
   events: [incident.triggered]
+follow_ups: [memory]
 steps:
   - name: df
     run: df -h
+`
+
+const memory = `name: memory
+description: Who holds the memory.
+match:
+  events: [never.happens]
+steps:
+  - name: free
+    run: free -m
 `
 
 type world struct {
@@ -92,10 +102,15 @@ func newWorld(t *testing.T) *world {
 	}
 	t.Cleanup(func() { w.q.Close() })
 	d := t.TempDir()
-	if err := os.WriteFile(filepath.Join(d, "disk.yaml"), []byte(diskUsage), 0o600); err != nil {
-		t.Fatal(err)
+	for name, body := range map[string]string{"disk.yaml": diskUsage, "memory.yaml": memory} {
+		if err := os.WriteFile(filepath.Join(d, name), []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
 	}
 	set, err := playbooks.Load(d)
+	if err == nil {
+		set, err = playbooks.Merge(set)
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -175,7 +190,7 @@ func (w *world) waitMessages(t *testing.T, channel string, n int) []slacktest.Me
 	}
 }
 
-func runAgainValue(t *testing.T, m slacktest.Message) string {
+func buttonValue(t *testing.T, m slacktest.Message, actionID string) string {
 	t.Helper()
 	var blocks []struct {
 		Type     string `json:"type"`
@@ -189,12 +204,12 @@ func runAgainValue(t *testing.T, m slacktest.Message) string {
 	}
 	for _, b := range blocks {
 		for _, e := range b.Elements {
-			if e.ActionID == slack.ActionRun {
+			if e.ActionID == actionID {
 				return e.Value
 			}
 		}
 	}
-	t.Fatalf("no Run again button in %s", m.Blocks)
+	t.Fatalf("no %s button in %s", actionID, m.Blocks)
 	return ""
 }
 
@@ -212,18 +227,25 @@ func TestManualRunAndRunAgain(t *testing.T) {
 	if !strings.Contains(ms[0].Text, "disk-usage") || !strings.Contains(string(ms[0].Blocks), "web-1: df -h") {
 		t.Errorf("got message %q %s", ms[0].Text, ms[0].Blocks)
 	}
-	v := runAgainValue(t, ms[0])
+	v := buttonValue(t, ms[0], slack.ActionRun)
 	if v != "run disk-usage on web-1" {
 		t.Fatalf("got button value %q", v)
+	}
+	if f := buttonValue(t, ms[0], slack.ActionRun+":memory"); f != "run memory on web-1" {
+		t.Fatalf("got follow-up button value %q", f)
 	}
 	// The button is a command like any other.
 	w.svc.Handle(slack.Request{Text: v, Button: true, Team: slacktest.TeamID, User: sre, Channel: w.ops, ChannelName: "ops", ID: "button-1"})
 	w.waitMessages(t, w.ops, 2)
+	w.svc.Handle(slack.Request{Text: "run memory on web-1", Button: true, Team: slacktest.TeamID, User: sre, Channel: w.ops, ChannelName: "ops", ID: "button-2"})
+	if ms := w.waitMessages(t, w.ops, 3); !strings.Contains(string(ms[2].Blocks), "web-1: free -m") {
+		t.Errorf("the follow-up ran: %s", ms[2].Blocks)
+	}
 	// A visitor may look but not run.
 	if rep := w.ask(visitor, w.ops, "ops", "run disk-usage on web-1"); !strings.Contains(rep.Text, "not allowed") {
 		t.Errorf("got %q", rep.Text)
 	}
-	if rep := w.ask(visitor, w.ops, "ops", "last web-1"); !strings.Contains(rep.Text, "disk-usage on web-1") {
+	if rep := w.ask(visitor, w.ops, "ops", "last web-1"); !strings.Contains(rep.Text, "memory on web-1") {
 		t.Errorf("last: got %q", rep.Text)
 	}
 	if n := len(w.fake.Channels()); n != 2 {
