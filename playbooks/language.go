@@ -131,8 +131,8 @@ var playbookKeys = []key[playbookDraft]{
 		decode: decodeSteps,
 	},
 	{
-		name:   "follow_ups",
-		doc:    "Playbooks a responder may want to run next, by name: each run's Slack summary offers them as \"Run <playbook>\" buttons on the same host. They run only when pressed, by someone the /firstlook command allows to run.",
+		name: "follow_ups",
+		doc:  "Playbooks a responder may want to run next, by name: each run's Slack summary offers them as \"Run <playbook>\" buttons on the same host. They run only when pressed, by someone the /firstlook command allows to run.",
 		schema: func() jsonObject {
 			return jsonObject{"type": "array", "items": jsonObject{"type": "string", "pattern": namePattern, "maxLength": maxNameLen}}
 		},
