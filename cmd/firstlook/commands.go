@@ -19,7 +19,6 @@ import (
 	"github.com/firstlook/firstlook/playbooks/library"
 	"github.com/firstlook/firstlook/playbooks/yamlfile"
 	"github.com/firstlook/firstlook/runner"
-	"github.com/firstlook/firstlook/runner/inventory"
 )
 
 func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -166,11 +165,6 @@ func validateCmd(args []string, stdout, stderr io.Writer) error {
 		paths = append(slices.Clone(cfg.Playbooks.Paths), paths...)
 		libNames = cfg.Playbooks.Library
 		problems = append(problems, cfg.checkFiles()...)
-		if cfg.Inventory.File == "" && cfg.Inventory.EC2 == nil && cfg.Inventory.Config.Validate() == nil {
-			if _, err := inventory.New(cfg.Inventory.Config); err != nil {
-				add(err)
-			}
-		}
 	}
 	var set *playbooks.Set
 	var sets []*playbooks.Set
