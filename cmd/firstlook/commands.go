@@ -269,7 +269,7 @@ func replayCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		fmt.Fprintf(stdout, "ignored:  event type %s is not in pagerduty.events %v; answered 202, nothing runs\n", t.Event, events)
 		return nil
 	}
-	p, err := cfg.planParts()
+	p, err := cfg.planParts(ctx)
 	if err != nil {
 		return err
 	}

@@ -117,6 +117,26 @@ type InventoryConfig struct {
 	EC2 *ec2.Config `yaml:"ec2"`
 }
 
+// Inventory sources, in the order they are asked: what the operators wrote
+// down wins over what a cloud API reports.
+const (
+	sourceStatic = "static"
+	sourceEC2    = "ec2"
+)
+
+// sources are the configured sources, in order. A new source is a key in
+// InventoryConfig, an entry here and a case in Config.inventory.
+func (c InventoryConfig) sources() []string {
+	var out []string
+	if c.File != "" || len(c.Hosts) > 0 || len(c.Bastions) > 0 {
+		out = append(out, sourceStatic)
+	}
+	if c.EC2 != nil {
+		out = append(out, sourceEC2)
+	}
+	return out
+}
+
 // Validate checks both parts; with EC2 the static part may hold only
 // bastions.
 func (c InventoryConfig) Validate() error {

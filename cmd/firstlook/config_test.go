@@ -14,6 +14,8 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/firstlook/firstlook/hooks/hookstest"
+	"github.com/firstlook/firstlook/runner/inventory"
+	"github.com/firstlook/firstlook/runner/inventory/ec2"
 )
 
 // minimal is the smallest config that validates, given a directory with
@@ -211,5 +213,22 @@ func TestReplay(t *testing.T) {
 	run(context.Background(), []string{"replay", "-config", filepath.Join(d, "firstlook.yaml"), filepath.Join(d, "ack.json")}, &out, &errOut)
 	if !strings.Contains(out.String(), "ignored:  event type incident.acknowledged") {
 		t.Errorf("got %s", out.String())
+	}
+}
+
+// TestInventorySources: the static inventory is asked first, then EC2;
+// each only when configured.
+func TestInventorySources(t *testing.T) {
+	for _, tc := range []struct {
+		c    InventoryConfig
+		want string
+	}{
+		{InventoryConfig{Config: inventory.Config{File: "x"}}, "static"},
+		{InventoryConfig{EC2: &ec2.Config{}}, "ec2"},
+		{InventoryConfig{Config: inventory.Config{Bastions: []inventory.BastionConfig{{Name: "b"}}}, EC2: &ec2.Config{}}, "static,ec2"},
+	} {
+		if got := strings.Join(tc.c.sources(), ","); got != tc.want {
+			t.Errorf("got %s, want %s", got, tc.want)
+		}
 	}
 }
