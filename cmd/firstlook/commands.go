@@ -39,6 +39,7 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
+	cfg.logWarnings(newLogger(cfg, stderr))
 	p, err := cfg.runParts(ctx, false, newLogger(cfg, stderr))
 	if err != nil {
 		return err

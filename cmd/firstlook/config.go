@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -346,6 +347,13 @@ func (c *Config) problems() []error {
 		}
 	}
 	return errs
+}
+
+// logWarnings logs what validate would warn about, once at start.
+func (c *Config) logWarnings(log *slog.Logger) {
+	for _, w := range c.Warnings {
+		log.Warn(w.Error())
+	}
 }
 
 // requireIntake checks what only serve needs.
