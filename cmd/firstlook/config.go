@@ -221,7 +221,7 @@ func parseConfig(name string, b []byte, base string) (*Config, yamlfile.List) {
 	cfg.root = root
 	d.Decode(root, "", cfg)
 	cfg.applyDefaults(base)
-	cfg.fileSecrets(root)
+	cfg.fileSecrets(d, root)
 	for _, s := range secrets(cfg) {
 		s.resolve(d, base)
 	}
@@ -234,18 +234,22 @@ func parseConfig(name string, b []byte, base string) (*Config, yamlfile.List) {
 }
 
 // fileSecrets turns the older *_file keys into file secrets.
-func (c *Config) fileSecrets(root *yaml.Node) {
+func (c *Config) fileSecrets(d *yamlfile.Decoder, root *yaml.Node) {
 	pd := &c.PagerDuty
 	for i, f := range pd.WebhookSecretFiles {
 		where := fmt.Sprintf("pagerduty.webhook_secret_files[%d]", i)
 		n, _ := yamlfile.Node(root, where)
 		pd.WebhookSecrets = append(pd.WebhookSecrets, newFileSecret(where, f, n))
 	}
-	if pd.APITokenFile != "" {
+	if pd.APITokenFile != "" && pd.APIToken.node != nil {
+		d.Fail(yamlfile.KeyNode(root, "pagerduty.api_token_file"), "pagerduty", "api_token and api_token_file: set one (api_token: {file: path} is the same as api_token_file)")
+	} else if pd.APITokenFile != "" {
 		n := yamlfile.KeyNode(root, "pagerduty.api_token_file")
 		pd.APIToken = newFileSecret("pagerduty.api_token_file", pd.APITokenFile, n)
 	}
-	if c.Slack.BotTokenFile != "" {
+	if c.Slack.BotTokenFile != "" && c.Slack.BotToken.node != nil {
+		d.Fail(yamlfile.KeyNode(root, "slack.bot_token_file"), "slack", "bot_token and bot_token_file: set one (bot_token: {file: path} is the same as bot_token_file)")
+	} else if c.Slack.BotTokenFile != "" {
 		n := yamlfile.KeyNode(root, "slack.bot_token_file")
 		c.Slack.BotToken = newFileSecret("slack.bot_token_file", c.Slack.BotTokenFile, n)
 	}

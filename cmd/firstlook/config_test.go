@@ -111,6 +111,7 @@ func TestParseConfig(t *testing.T) {
 		{"no playbooks", strings.Replace(minimal, "paths: [playbooks]", "paths: []", 1), "playbooks: no playbooks"},
 		{"bad log level", minimal + "log_level: loud\n", `log_level: "loud"`},
 		{"wrong type", minimal + "runner: {workers: many}\n", `firstlook.yaml:12:19: runner.workers: want an integer, got "many"`},
+		{"token twice", strings.Replace(minimal, "api_token:", "api_token_file: tok\n  api_token:", 1), "firstlook.yaml:4:3: pagerduty: api_token and api_token_file: set one"},
 		{"unknown library playbook", strings.Replace(minimal, "paths: [playbooks]", "paths: [playbooks]\n  library: [linux-baseline, disk-ful]", 1), `playbooks.library[1]: no playbook "disk-ful" in the library`},
 	}
 	for _, tc := range tests {
