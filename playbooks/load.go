@@ -11,6 +11,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -325,13 +326,42 @@ func (d *decoder) finish(t *playbookDraft, data []byte) {
 					d.fail(sd.conds[k], sd.where+".when", "unknown step %q%s; earlier steps are: %s", c.Step, didYouMean(c.Step, earlierNames(t.steps[:i])), strings.Join(earlierNames(t.steps[:i]), ", "))
 				case j >= i:
 					d.fail(sd.conds[k], sd.where+".when", "step %q comes later; when can only look at earlier steps", c.Step)
+				case c.Finding != "":
+					var names []string
+					for _, fd := range t.steps[j].findings {
+						names = append(names, fd.rule.Name)
+					}
+					if !slices.Contains(names, c.Finding) {
+						d.fail(sd.conds[k], sd.where+".when", "step %q declares no finding %q%s its findings: %s", c.Step, c.Finding, orSemicolon(didYouMean(c.Finding, names)), listOrNone(names))
+					}
 				}
 			}
 		}
 		if len(sd.kinds) == 1 && sd.text != nil {
 			d.compile(pb, sd)
 		}
+		d.finishFindings(pb, sd)
 		pb.Steps = append(pb.Steps, *s)
+	}
+}
+
+// finishFindings checks the step's finding rules and keeps them.
+func (d *decoder) finishFindings(pb *Playbook, sd *stepDraft) {
+	declared := func(name string) (string, bool) {
+		if v, ok := sd.step.Params[name]; ok {
+			return v, true
+		}
+		v, ok := pb.Params[name]
+		return v, ok
+	}
+	seen := map[string]int{}
+	for _, fd := range sd.findings {
+		if first, dup := seen[fd.rule.Name]; dup && fd.rule.Name != "" {
+			d.fail(fd.entries["name"].val, fd.where+".name", "duplicate finding name %q (first at line %d); finding names must be unique in a step", fd.rule.Name, first)
+		}
+		seen[fd.rule.Name] = fd.node.Line
+		d.compileFinding(fd.where, fd, declared)
+		sd.step.Findings = append(sd.step.Findings, fd.rule)
 	}
 }
 

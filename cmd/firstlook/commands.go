@@ -75,7 +75,7 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
-	link, _ := p.store.Link(ctx, prefix+evidence.ManifestFile)
+	link, _ := p.store.Link(ctx, prefix+evidence.PageFile)
 	fmt.Fprint(stdout, evidence.Markdown(evidence.Report{Bundle: b, Link: link}))
 	if !*summary {
 		printOutputs(stdout, b)
