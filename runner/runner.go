@@ -21,6 +21,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/firstlook/firstlook/evidence"
+	"github.com/firstlook/firstlook/evidence/retry"
 	"github.com/firstlook/firstlook/hooks"
 	"github.com/firstlook/firstlook/playbooks"
 	"github.com/firstlook/firstlook/runner/inventory"
@@ -208,26 +209,22 @@ func (r *Runner) Run(ctx context.Context) error {
 }
 
 func (r *Runner) work(leaseCtx, jobCtx context.Context) {
-	backoff := 100 * time.Millisecond
+	// Leasing fails while the queue is unreachable; only the end of
+	// leaseCtx stops retrying it.
+	pol := retry.Policy{Name: "lease job", Initial: 100 * time.Millisecond, Max: 10 * time.Second, Log: r.log}
 	for {
-		job, err := r.jobs.Next(leaseCtx)
-		if leaseCtx.Err() != nil {
+		var job Job
+		err := retry.Do(leaseCtx, pol, retry.Always, func(ctx context.Context) (err error) {
+			job, err = r.jobs.Next(ctx)
+			return err
+		})
+		// With retry.Always and no cap, err means that leaseCtx ended.
+		if leaseCtx.Err() != nil || err != nil {
 			if job != nil {
 				r.nak(job, 0)
 			}
 			return
 		}
-		if err != nil {
-			r.log.Error("lease job", "err", err)
-			select {
-			case <-leaseCtx.Done():
-				return
-			case <-time.After(backoff):
-			}
-			backoff = min(2*backoff, 10*time.Second)
-			continue
-		}
-		backoff = 100 * time.Millisecond
 		r.handle(jobCtx, job)
 	}
 }

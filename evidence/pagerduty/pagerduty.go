@@ -19,6 +19,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
@@ -29,6 +30,7 @@ import (
 	gopd "github.com/PagerDuty/go-pagerduty"
 
 	"github.com/firstlook/firstlook/evidence"
+	"github.com/firstlook/firstlook/evidence/retry"
 )
 
 // Source is the incident source this publisher annotates
@@ -181,12 +183,18 @@ type options struct {
 	render    func(evidence.Report) string
 	transport http.RoundTripper
 	sleep     func(context.Context, time.Duration) error
+	log       *slog.Logger
 }
 
 // WithRender sets how a report becomes the note's text, before the marker
 // line; the default is evidence.Markdown. The text is cut to fit the note.
 func WithRender(f func(evidence.Report) string) Option {
 	return func(o *options) { o.render = f }
+}
+
+// WithLogger sets where retried attempts are logged (default: nowhere).
+func WithLogger(l *slog.Logger) Option {
+	return func(o *options) { o.log = l }
 }
 
 // WithTransport sets the transport requests go through (default: a clone
@@ -197,14 +205,11 @@ func WithTransport(rt http.RoundTripper) Option {
 
 // Publisher posts incident notes. It is safe for concurrent use.
 type Publisher struct {
-	client   *gopd.Client
-	from     string
-	maxNote  int
-	attempts int
-	backoff  time.Duration
-	maxWait  time.Duration
-	render   func(evidence.Report) string
-	sleep    func(context.Context, time.Duration) error
+	client  *gopd.Client
+	from    string
+	maxNote int
+	policy  retry.Policy
+	render  func(evidence.Report) string
 	// redact removes the token from error text; a pointer, so that
 	// printing a Publisher never prints the token.
 	redact *strings.Replacer
@@ -222,7 +227,7 @@ func New(cfg Config, token string, opts ...Option) (*Publisher, error) {
 		return nil, errors.New("pagerduty: no API token")
 	}
 	cfg = cfg.withDefaults()
-	o := options{render: evidence.Markdown, transport: http.DefaultTransport, sleep: sleep}
+	o := options{render: evidence.Markdown, transport: http.DefaultTransport}
 	if t, ok := http.DefaultTransport.(*http.Transport); ok {
 		o.transport = t.Clone()
 	}
@@ -239,15 +244,19 @@ func New(cfg Config, token string, opts ...Option) (*Publisher, error) {
 	// which go-pagerduty's errors do not carry (ratelimit-reset).
 	c.HTTPClient = &http.Client{Transport: recorder{o.transport}, Timeout: cfg.Timeout}
 	return &Publisher{
-		client:   c,
-		from:     cfg.From,
-		maxNote:  cfg.MaxNote,
-		attempts: cfg.Attempts,
-		backoff:  cfg.Backoff,
-		maxWait:  cfg.MaxWait,
-		render:   o.render,
-		sleep:    o.sleep,
-		redact:   strings.NewReplacer(token, "<redacted>"),
+		client:  c,
+		from:    cfg.From,
+		maxNote: cfg.MaxNote,
+		// A server's wait gets up to a second added, so that clients
+		// throttled together do not all return at the second the limit
+		// resets.
+		policy: retry.Policy{
+			Name: "pagerduty: note", Initial: cfg.Backoff, Max: cfg.MaxWait,
+			MaxTries: cfg.Attempts, MaxWait: cfg.MaxWait, MaxWaitName: "max_wait",
+			HintJitter: time.Second, Log: o.log, Sleep: o.sleep,
+		},
+		render: o.render,
+		redact: strings.NewReplacer(token, "<redacted>"),
 	}, nil
 }
 

@@ -4,12 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"net/http"
 	"strings"
 	"time"
 
 	goslack "github.com/slack-go/slack"
+
+	"github.com/firstlook/firstlook/evidence/retry"
 )
 
 // ErrPermanent is wrapped by errors retrying cannot fix: the token is
@@ -196,46 +197,15 @@ func apiError(method string, err error) error {
 // call runs fn, retrying as retryable allows: at most MaxAttempts
 // attempts, waiting Retry-After when Slack gave one (but giving up if that
 // is more than MaxRetryWait, leaving the retry to the runner) and a
-// jittered exponential backoff otherwise. slack-go's own retries stay off
-// (its default) so that this is the only loop.
+// jittered exponential backoff otherwise, 1s, 2s, 4s… capped at 30s. The
+// loop is the shared one (evidence/retry); slack-go's own retries stay off
+// (its default) so that it is the only loop.
 func (p *Publisher) call(ctx context.Context, method string, idempotent bool, fn func(context.Context) error) error {
-	for attempt := 1; ; attempt++ {
-		err := fn(ctx)
-		if err == nil {
-			return nil
-		}
-		retry, wait := retryable(err, idempotent)
-		if !retry || attempt >= p.cfg.MaxAttempts || ctx.Err() != nil {
-			return apiError(method, err)
-		}
-		if wait <= 0 {
-			wait = backoff(attempt)
-		}
-		if wait > p.cfg.MaxRetryWait {
-			return apiError(method, err)
-		}
-		if serr := p.sleep(ctx, wait); serr != nil {
-			return apiError(method, err)
-		}
+	pol := p.policy
+	pol.Name = "slack: " + method
+	err := retry.Do(ctx, pol, func(err error) (bool, time.Duration) { return retryable(err, idempotent) }, fn)
+	if err != nil {
+		return apiError(method, retry.Last(err))
 	}
-}
-
-// backoff is the wait before attempt+1 when Slack gave no Retry-After:
-// 1s, 2s, 4s… capped at 30s, each jittered down by up to half so that
-// workers that failed together do not retry together.
-func backoff(attempt int) time.Duration {
-	d := min(time.Second<<min(attempt-1, 5), 30*time.Second)
-	return d/2 + rand.N(d/2+1)
-}
-
-// sleepCtx waits d or until ctx is done.
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	return nil
 }

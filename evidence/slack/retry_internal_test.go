@@ -90,16 +90,6 @@ func TestErrorText(t *testing.T) {
 	}
 }
 
-func TestBackoff(t *testing.T) {
-	for attempt, want := range map[int]time.Duration{1: time.Second, 2: 2 * time.Second, 3: 4 * time.Second, 6: 30 * time.Second, 40: 30 * time.Second} {
-		for range 50 {
-			if d := backoff(attempt); d < want/2 || d > want {
-				t.Errorf("backoff(%d) = %s, want between %s and %s", attempt, d, want/2, want)
-			}
-		}
-	}
-}
-
 func TestCutText(t *testing.T) {
 	cases := []struct {
 		name   string

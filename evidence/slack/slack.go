@@ -34,6 +34,7 @@ import (
 	goslack "github.com/slack-go/slack"
 
 	"github.com/firstlook/firstlook/evidence"
+	"github.com/firstlook/firstlook/evidence/retry"
 )
 
 // Defaults applied by Config.WithDefaults to zero fields.
@@ -219,6 +220,7 @@ type Publisher struct {
 	sleep  func(context.Context, time.Duration) error
 	log    *slog.Logger
 	hc     *http.Client
+	policy retry.Policy
 }
 
 // Option configures a Publisher.
@@ -276,7 +278,6 @@ func New(cfg Config, token string, opts ...Option) (*Publisher, error) {
 		blocks: evidence.SlackBlocks,
 		text:   evidence.Text,
 		file:   evidence.FullOutput,
-		sleep:  sleepCtx,
 		log:    slog.Default(),
 	}
 	for _, o := range opts {
@@ -292,6 +293,11 @@ func New(cfg Config, token string, opts ...Option) (*Publisher, error) {
 		hc = &c
 	}
 	p.hc = hc
+	p.policy = retry.Policy{
+		Initial: time.Second, Max: 30 * time.Second,
+		MaxTries: p.cfg.MaxAttempts, MaxWait: p.cfg.MaxRetryWait, MaxWaitName: "max_retry_wait",
+		Log: p.log, Sleep: p.sleep,
+	}
 	p.api = goslack.New(token, goslack.OptionAPIURL(p.cfg.APIURL), goslack.OptionHTTPClient(hc))
 	return p, nil
 }
