@@ -120,7 +120,7 @@ type Options struct {
 	Redactor *evidence.Redactor
 	// Publishers take each stored run to the PagerDuty incident, the
 	// Slack channel…, in this order.
-	Publishers []Publisher
+	Publishers []evidence.Publisher
 	// Failpoints, in tests only, names the points where a job stops dead
 	// as if its worker were killed ("store:after",
 	// "publish:<sink>:before", "publish:<sink>:after").
@@ -143,7 +143,7 @@ type Runner struct {
 	store      evidence.Store
 	alerts     AlertHints
 	redactor   *evidence.Redactor
-	publishers []Publisher
+	publishers []evidence.Publisher
 	failpoints func(string) bool
 	params     map[string]map[string]string
 	version    string
@@ -449,11 +449,3 @@ func (j queueJobs) Next(ctx context.Context) (Job, error) {
 type queueJob struct{ *queue.Job }
 
 func (j queueJob) Trigger() hooks.Trigger { return j.Job.Trigger }
-
-// ErrPermanent marks a publish error that retrying cannot fix (a revoked
-// token, a channel the bot may not post in): the sink is recorded as
-// failed and the job goes on.
-var ErrPermanent = errors.New("permanent")
-
-// ErrStateExists is IncidentState.Create's error for a name already set.
-var ErrStateExists = errors.New("incident state exists")

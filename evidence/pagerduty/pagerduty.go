@@ -11,7 +11,7 @@
 // no answer, are retried with capped exponential backoff and jitter,
 // honouring the ratelimit-reset and Retry-After headers. Any other 4xx
 // (a revoked token, a missing incident, a rejected From) is permanent:
-// the error wraps ErrPermanent.
+// the error wraps evidence.ErrPermanent.
 package pagerduty
 
 import (
@@ -162,20 +162,6 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
-// IncidentState is the per-incident state the runner hands to Publish
-// (runner.IncidentState's methods). It is an alias of an unnamed interface
-// type, not a type of its own, because this package may not import runner
-// (data flows runner → evidence) and a method only satisfies an interface
-// whose parameter types are identical: if runner declares its
-// IncidentState as the same alias, *Publisher is a runner.Publisher as it
-// stands; otherwise cmd/firstlook wraps it in a one-line adapter. The
-// PagerDuty publisher keeps no state: the marker in the note is its
-// record.
-type IncidentState = interface {
-	Get(ctx context.Context, name string) (string, error)
-	Create(ctx context.Context, name, value string) error
-}
-
 // Option changes how New builds a Publisher.
 type Option func(*options)
 
@@ -274,22 +260,22 @@ var incidentID = regexp.MustCompile(`^[A-Za-z0-9]{1,64}$`)
 // it lists the incident's notes first and posts nothing if one carries
 // rep.Marker. The state is not used.
 //
-// Errors that retrying cannot fix wrap ErrPermanent; others may succeed
+// Errors that retrying cannot fix wrap evidence.ErrPermanent; others may succeed
 // when the job is delivered again.
-func (p *Publisher) Publish(ctx context.Context, rep evidence.Report, _ IncidentState, again bool) error {
+func (p *Publisher) Publish(ctx context.Context, rep evidence.Report, _ evidence.IncidentState, again bool) error {
 	if rep.Bundle == nil {
-		return fmt.Errorf("pagerduty: publish: %w: report without a bundle", ErrPermanent)
+		return fmt.Errorf("pagerduty: publish: %w: report without a bundle", evidence.ErrPermanent)
 	}
 	inc := rep.Bundle.Manifest.Incident
 	if inc.Source != Source {
 		return nil
 	}
 	if !incidentID.MatchString(inc.ID) {
-		return fmt.Errorf("pagerduty: publish: %w: incident id %q is not a PagerDuty id", ErrPermanent, inc.ID)
+		return fmt.Errorf("pagerduty: publish: %w: incident id %q is not a PagerDuty id", evidence.ErrPermanent, inc.ID)
 	}
 	content, err := note(p.render(rep), rep.Marker, p.maxNote)
 	if err != nil {
-		return fmt.Errorf("pagerduty: note on incident %s: %w: %w", inc.ID, ErrPermanent, err)
+		return fmt.Errorf("pagerduty: note on incident %s: %w: %w", inc.ID, evidence.ErrPermanent, err)
 	}
 	if err := p.post(ctx, inc.ID, rep.Marker, content, again); err != nil {
 		return p.scrub(fmt.Errorf("pagerduty: note on incident %s: %w", inc.ID, err))

@@ -2,21 +2,15 @@ package pagerduty
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/firstlook/firstlook/evidence"
 	"github.com/firstlook/firstlook/evidence/retry"
 )
-
-// ErrPermanent marks an error that retrying cannot fix: a 4xx other than
-// 429 (a revoked token, a deleted incident, a From that is not a user), or
-// a report that cannot become a note. The runner's own ErrPermanent is
-// mapped from it where the publisher is wired in (cmd/firstlook).
-var ErrPermanent = errors.New("permanent")
 
 // classify says whether a request that failed with status (0: no answer
 // came back) is worth another attempt, and how long the server asked to
@@ -76,7 +70,7 @@ func (p *Publisher) retry(ctx context.Context, op func(context.Context) error) e
 		return op(context.WithValue(ctx, exchangeKey{}, ex))
 	})
 	if retry.IsPermanent(err) {
-		return fmt.Errorf("%w: %w", ErrPermanent, retry.Last(err))
+		return fmt.Errorf("%w: %w", evidence.ErrPermanent, retry.Last(err))
 	}
 	return err
 }

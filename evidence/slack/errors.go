@@ -10,14 +10,9 @@ import (
 
 	goslack "github.com/slack-go/slack"
 
+	"github.com/firstlook/firstlook/evidence"
 	"github.com/firstlook/firstlook/evidence/retry"
 )
-
-// ErrPermanent is wrapped by errors retrying cannot fix: the token is
-// invalid or lacks a scope, the channel is gone, archived or closed to the
-// bot, the message is malformed. The runner's own ErrPermanent is mapped
-// from it where the publisher is wired in (cmd/firstlook).
-var ErrPermanent = errors.New("permanent")
 
 // Error is a failed Slack call, or a problem that stops a publish.
 type Error struct {
@@ -59,17 +54,13 @@ func (e *Error) Error() string {
 // Unwrap returns the underlying error.
 func (e *Error) Unwrap() error { return e.Err }
 
-// Is makes a permanent error match ErrPermanent.
-func (e *Error) Is(target error) bool { return target == ErrPermanent && e.permanent }
+// Is makes a permanent error match evidence.ErrPermanent.
+func (e *Error) Is(target error) bool { return target == evidence.ErrPermanent && e.permanent }
 
 // Permanent reports whether retrying cannot help: the token is invalid or
 // lacks a scope, the channel is gone or closed to the bot, the message is
 // malformed. The runner records the sink as failed instead of retrying.
 func (e *Error) Permanent() bool { return e.permanent }
-
-// IsPermanent reports whether err is, or wraps, a permanent *Error:
-// errors.Is(err, ErrPermanent).
-func IsPermanent(err error) bool { return errors.Is(err, ErrPermanent) }
 
 // permanentf is a permanent error that is not a Slack answer.
 func permanentf(format string, args ...any) *Error {

@@ -12,6 +12,8 @@ import (
 	"unicode/utf8"
 
 	goslack "github.com/slack-go/slack"
+
+	"github.com/firstlook/firstlook/evidence"
 )
 
 func TestRetryable(t *testing.T) {
@@ -65,8 +67,8 @@ func TestRetryable(t *testing.T) {
 			if got := permanent(tc.err); got != tc.permanent {
 				t.Errorf("permanent = %v, want %v", got, tc.permanent)
 			}
-			if got := IsPermanent(apiError("m", tc.err)); got != tc.permanent {
-				t.Errorf("IsPermanent(apiError) = %v, want %v", got, tc.permanent)
+			if got := errors.Is(apiError("m", tc.err), evidence.ErrPermanent); got != tc.permanent {
+				t.Errorf("errors.Is(apiError, ErrPermanent) = %v, want %v", got, tc.permanent)
 			}
 		})
 	}
