@@ -47,8 +47,8 @@ func (c *Config) planParts() (*parts, error) {
 		return nil, fmt.Errorf("playbooks:\n%w", err)
 	}
 	p := &parts{inventory: inv, playbooks: set}
-	if c.PagerDuty.APIToken != "" {
-		p.alerts = pagerduty.NewAlerts(c.PagerDuty.Config, c.PagerDuty.APIToken.value())
+	if c.PagerDuty.APIToken.IsSet() {
+		p.alerts = pagerduty.NewAlerts(c.PagerDuty.Config, c.PagerDuty.APIToken.Value())
 	}
 	return p, nil
 }
@@ -148,14 +148,14 @@ func (c *Config) runParts(ctx context.Context, spooled bool, log *slog.Logger) (
 func (c *Config) publishers(log *slog.Logger) ([]evidence.Publisher, error) {
 	var out []evidence.Publisher
 	if c.PagerDuty.Notes.From != "" {
-		pd, err := pdnotes.New(c.PagerDuty.Notes, c.PagerDuty.APIToken.value(), pdnotes.WithLogger(log.With("sink", "pagerduty")))
+		pd, err := pdnotes.New(c.PagerDuty.Notes, c.PagerDuty.APIToken.Value(), pdnotes.WithLogger(log.With("sink", "pagerduty")))
 		if err != nil {
 			return nil, fmt.Errorf("pagerduty.notes: %w", err)
 		}
 		out = append(out, pd)
 	}
-	if c.Slack.BotToken != "" {
-		sp, err := slackpub.New(c.Slack.Config, c.Slack.BotToken.value(), slackpub.WithLogger(log.With("sink", "slack")))
+	if c.Slack.BotToken.IsSet() {
+		sp, err := slackpub.New(c.Slack.Config, c.Slack.BotToken.Value(), slackpub.WithLogger(log.With("sink", "slack")))
 		if err != nil {
 			return nil, fmt.Errorf("slack: %w", err)
 		}
