@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -33,7 +32,7 @@ type parts struct {
 	// yet; serve runs its uploads.
 	spool      *spool.Store
 	alerts     runner.AlertHints
-	publishers []runner.Publisher
+	publishers []evidence.Publisher
 }
 
 // planParts builds what planning needs: inventory, playbooks and alert
@@ -139,7 +138,7 @@ func (c *Config) runParts(ctx context.Context, spooled bool, log *slog.Logger) (
 			return nil, fmt.Errorf("evidence: %w", err)
 		}
 	}
-	if p.publishers, err = c.publishers(); err != nil {
+	if p.publishers, err = c.publishers(log); err != nil {
 		return nil, err
 	}
 	return p, nil
@@ -147,50 +146,29 @@ func (c *Config) runParts(ctx context.Context, spooled bool, log *slog.Logger) (
 
 // publishers are the sinks runs go to, in order: the PagerDuty note first
 // (the incident is where responders look first), then Slack.
-func (c *Config) publishers() ([]runner.Publisher, error) {
-	var out []runner.Publisher
+func (c *Config) publishers(log *slog.Logger) ([]evidence.Publisher, error) {
+	var out []evidence.Publisher
 	if c.PagerDuty.Notes.From != "" {
-		pd, err := pdnotes.New(c.PagerDuty.Notes, c.PagerDuty.APIToken.Value())
+		pd, err := pdnotes.New(c.PagerDuty.Notes, c.PagerDuty.APIToken.Value(), pdnotes.WithLogger(log.With("sink", "pagerduty")))
 		if err != nil {
 			return nil, fmt.Errorf("pagerduty.notes: %w", err)
 		}
-		out = append(out, permanence{pd, pdnotes.ErrPermanent})
+		out = append(out, pd)
 	}
 	if c.Slack.BotToken.IsSet() {
-		sp, err := slackpub.New(c.Slack.Config, c.Slack.BotToken.Value())
+		sp, err := slackpub.New(c.Slack.Config, c.Slack.BotToken.Value(), slackpub.WithLogger(log.With("sink", "slack")))
 		if err != nil {
 			return nil, fmt.Errorf("slack: %w", err)
 		}
-		out = append(out, permanence{sp, slackpub.ErrPermanent})
+		out = append(out, sp)
 	}
 	return out, nil
 }
 
 var (
-	_ runner.Publisher = (*pdnotes.Publisher)(nil)
-	_ runner.Publisher = (*slackpub.Publisher)(nil)
+	_ evidence.Publisher = (*pdnotes.Publisher)(nil)
+	_ evidence.Publisher = (*slackpub.Publisher)(nil)
 )
-
-// permanence adapts a publisher whose package has its own "retrying will
-// not help" sentinel (publishers must not import the runner) to
-// runner.ErrPermanent.
-type permanence struct {
-	runner.Publisher
-	sentinel error
-}
-
-func (p permanence) Publish(ctx context.Context, rep evidence.Report, st runner.IncidentState, again bool) error {
-	err := p.Publisher.Publish(ctx, rep, st, again)
-	if errors.Is(err, p.sentinel) {
-		return permanentError{err}
-	}
-	return err
-}
-
-type permanentError struct{ error }
-
-func (e permanentError) Is(target error) bool { return target == runner.ErrPermanent }
-func (e permanentError) Unwrap() error        { return e.error }
 
 func (p *parts) close() {
 	if p.dialer != nil {
