@@ -249,4 +249,3 @@ func Kinds(secrets []Secret) int {
 	}
 	return len(k)
 }
-
