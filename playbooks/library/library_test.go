@@ -236,7 +236,6 @@ func TestMatch(t *testing.T) {
 		{"DNS resolution failing for api.internal", []string{"dns"}},
 		{"EXT4-fs error: remounting read-only on db-1", []string{"kernel-events"}},
 		{"watchdog: BUG: soft lockup - CPU#3 stuck for 22s", []string{"cpu-saturation", "kernel-events"}},
-
 	} {
 		var got []string
 		for _, p := range set.Match(hooks.Trigger{Event: "incident.triggered", Incident: hooks.Incident{Title: tc.title}}) {

@@ -135,8 +135,8 @@ type Options struct {
 	// bastion), uids from FirstUID, each with a home of its own and the
 	// IdentityFile key. They exist only in the hosts' mount namespaces,
 	// through private copies of /etc/passwd, /etc/group, /etc/shadow and
-	// /etc/hosts
-	// (so sudo resolves the hostname): the machine's files are untouched.
+	// /etc/hosts (so sudo resolves the hostname): the machine's files are
+	// untouched.
 	Users []string
 	// Sudoers maps a host name to the content of its
 	// /etc/sudoers.d/sshtest (a private /etc/sudoers.d, like the files
