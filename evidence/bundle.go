@@ -45,6 +45,10 @@ type Manifest struct {
 	StartedAt        time.Time `json:"started_at"`
 	EndedAt          time.Time `json:"ended_at"`
 	Steps            []Step    `json:"steps"`
+	// Group names the hosts this run was one of ("group web",
+	// "selector role=web"); empty for a single-host run. The run's page
+	// links to the group's (GroupPrefix).
+	Group string `json:"group,omitempty"`
 }
 
 // Incident identifies the incident the run was for.
@@ -80,6 +84,10 @@ type Step struct {
 	Name string `json:"name"`
 	// Command is the command line exactly as sent to the host.
 	Command string `json:"command"`
+	// Script is a script step's rendered script, sent on the command's
+	// stdin (Command is then only the interpreter, "sh -s"), redacted
+	// like the output.
+	Script string `json:"script,omitempty"`
 	// ExitCode is the remote exit status; -1 when there was none (timeout,
 	// killed by a signal, connection lost).
 	ExitCode int    `json:"exit_code"`
@@ -152,9 +160,12 @@ type Output struct {
 	// File is the bundle file holding the kept bytes; empty when the
 	// stream was empty.
 	File string `json:"file,omitempty"`
-	// Bytes is how many bytes the stream produced in all.
+	// Bytes is how many bytes the stream produced in all, counted before
+	// redaction.
 	Bytes int64 `json:"bytes"`
-	// Kept is how many of them are in File (at most the cap).
+	// Kept is the size of File: the bytes kept (at most the cap), counted
+	// after redaction, so it may differ from the kept part of Bytes when
+	// a secret was replaced.
 	Kept int64 `json:"kept"`
 	// Truncated is true when Bytes > Kept.
 	Truncated bool `json:"truncated"`

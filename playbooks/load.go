@@ -11,14 +11,14 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"sort"
-	"strconv"
 	"strings"
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/firstlook/firstlook/playbooks/yamlfile"
 )
 
 // maxFileSize bounds a playbook file; anything bigger is not a playbook.
@@ -188,17 +188,12 @@ func build(files []file, errs ErrorList) (*Set, error) {
 		set.list = append(set.list, pb)
 	}
 	if len(errs) > 0 {
-		errs.sort()
+		errs.Sort()
 		return nil, errs
 	}
 	sort.Slice(set.list, func(i, j int) bool { return set.list[i].Name < set.list[j].Name })
 	return set, nil
 }
-
-var (
-	yamlLineRE = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
-	tabLineRE  = regexp.MustCompile(`(?m)^ *\t`)
-)
 
 // parseFile decodes and checks one playbook file. It returns the playbook
 // only if the file has no error, and the node of its name for reporting
@@ -242,20 +237,7 @@ func parseFile(name string, data []byte) (*Playbook, ErrorList, *yaml.Node) {
 }
 
 func (d *decoder) yamlError(err error, data []byte) {
-	msg := strings.TrimPrefix(err.Error(), "yaml: ")
-	line := 0
-	if m := yamlLineRE.FindStringSubmatch(err.Error()); m != nil {
-		line, _ = strconv.Atoi(m[1])
-		msg = m[2]
-	}
-	if strings.Contains(msg, "cannot start any token") {
-		if loc := tabLineRE.FindIndex(data); loc != nil {
-			line = bytes.Count(data[:loc[0]], []byte("\n")) + 1
-			d.failAt(Pos{line, loc[1] - loc[0]}, "", "invalid YAML: a tab in the indentation; YAML indents with spaces only")
-			return
-		}
-	}
-	d.failAt(Pos{Line: line}, "", "invalid YAML: %s", msg)
+	d.errs = append(d.errs, yamlfile.SyntaxError(d.file, data, err))
 }
 
 // finish applies defaults and checks what spans several keys, then

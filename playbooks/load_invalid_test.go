@@ -140,7 +140,7 @@ var invalidCases = []struct {
 	{"when-neither.yaml", []string{"6:11: steps[1].when: give one of exit_code, failed or finding, e.g. {step: a, exit_code: 0}"}},
 	{"when-self.yaml", []string{"5:18: steps[0].when: step \"a\" refers to itself"}},
 	{"when-unknown-step.yaml", []string{"6:18: steps[1].when: unknown step \"fd\""}},
-	{"yaml-syntax.yaml", []string{"2:0: invalid YAML: did not find expected '-' indicator"}},
+	{"yaml-syntax.yaml", []string{"5:4: invalid YAML: did not find expected '-' indicator; check this line's indentation"}},
 }
 
 func TestLoadInvalid(t *testing.T) {

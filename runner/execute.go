@@ -41,6 +41,9 @@ func (r *Runner) execute(ctx context.Context, t hooks.Trigger, run Run) *evidenc
 		Steps:     []evidence.Step{},
 	}}
 	m := &b.Manifest
+	if isGroup(run) {
+		m.Group = groupName(p)
+	}
 	notStarted := func(err error) *evidence.Bundle {
 		m.Status = evidence.StatusNotStarted
 		m.Error = err.Error()
@@ -81,7 +84,7 @@ func (r *Runner) execute(ctx context.Context, t hooks.Trigger, run Run) *evidenc
 		var wg sync.WaitGroup
 		parts := make([]*evidence.Bundle, len(p.Steps))
 		for i := range p.Steps {
-			m.Steps[i] = evidence.Step{Name: p.Steps[i].Name, Command: cmds[i].Line, ExitCode: -1, StartedAt: r.now().UTC()}
+			m.Steps[i] = evidence.Step{Name: p.Steps[i].Name, Command: cmds[i].Line, Script: string(cmds[i].Stdin), ExitCode: -1, StartedAt: r.now().UTC()}
 			if cmds[i].Err != nil {
 				m.Steps[i].Error = cmds[i].Err.Error()
 				continue
@@ -105,7 +108,7 @@ func (r *Runner) execute(ctx context.Context, t hooks.Trigger, run Run) *evidenc
 	} else {
 		results := map[string]playbooks.Result{}
 		for i, step := range p.Steps {
-			st := evidence.Step{Name: step.Name, Command: cmds[i].Line, ExitCode: -1, StartedAt: r.now().UTC()}
+			st := evidence.Step{Name: step.Name, Command: cmds[i].Line, Script: string(cmds[i].Stdin), ExitCode: -1, StartedAt: r.now().UTC()}
 			run, why := p.Decide(i, results)
 			switch {
 			case ctx.Err() != nil:
