@@ -663,6 +663,13 @@ func TestIntegration(t *testing.T) {
 			},
 		},
 		{
+			playbook: "systemd-unit", title: "NodeSystemdServiceFailed", as: "user", hosts: []string{full},
+			expects: []expect{
+				{step: "unit journal", wantAny: []string{"cannot read: the journal shows fl only its own messages", "journalctl: not installed"}},
+				{step: "restarts", wantAny: []string{"cannot read: the journal shows fl only its own messages, so restarts are not counted", "journalctl: not installed"}},
+			},
+		},
+		{
 			playbook: "disk-io", title: "NodeDiskIOSaturation", as: "user", hosts: []string{full},
 			expects: []expect{
 				{step: "top io", first: "partial: as fl, only its own processes' I/O is readable"},
