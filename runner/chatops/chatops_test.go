@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/firstlook/firstlook/evidence"
 	slackpub "github.com/firstlook/firstlook/evidence/slack"
 	"github.com/firstlook/firstlook/evidence/slack/slacktest"
 	"github.com/firstlook/firstlook/evidence/store/dir"
@@ -134,7 +135,7 @@ func newWorld(t *testing.T) *world {
 	}
 	r, err := runner.New(runner.Options{
 		Jobs: runner.QueueJobs(w.q), State: w.q.State(), Inventory: inv, Playbooks: set,
-		Dialer: echo(), Store: store, Publishers: []runner.Publisher{pub}, Log: quiet(),
+		Dialer: echo(), Store: store, Publishers: []evidence.Publisher{pub}, Log: quiet(),
 	})
 	if err != nil {
 		t.Fatal(err)
