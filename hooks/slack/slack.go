@@ -266,8 +266,15 @@ func (s *Service) Handle(req Request) Reply {
 	return Reply{Text: fmt.Sprintf(":hourglass_flowing_sand: working on `%s`; the answer follows here.", clipText(req.Text, 200))}
 }
 
+// workTimeout bounds one request's work: the answer must still be
+// deliverable (a response_url lives 30 minutes), and no command should
+// take longer than a digest of a busy week.
+const workTimeout = 5 * time.Minute
+
 // serve parses, authorizes and executes one request.
 func (s *Service) serve(ctx context.Context, req Request) Reply {
+	ctx, cancel := context.WithTimeout(ctx, workTimeout)
+	defer cancel()
 	cmd, perr := ParseCommand(req.Text)
 	name := cmd.Name
 	if perr != nil {
