@@ -6,8 +6,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -255,19 +258,52 @@ func TestDigestFailureIsPosted(t *testing.T) {
 	}
 }
 
-// Several nodes racing one slot post one digest.
+// Two nodes sharing one JetStream (node A embeds the server, node B
+// connects to it as a client, as a second firstlook would), each with two
+// schedulers, racing one slot: one digest.
 func TestSlotPostedOnce(t *testing.T) {
 	w := newWorld(t)
 	srv := fixedPagerDuty(t, false)
+	dir := t.TempDir()
+	pw := filepath.Join(dir, "password")
+	if err := os.WriteFile(pw, []byte("digest-race-password\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	nodeA, err := queue.Open(ctx, queue.Config{DataDir: dir, Logger: quiet(), User: "firstlook", PasswordFile: pw, Embedded: queue.EmbeddedConfig{Listen: addr}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nodeA.Close()
+	nodeB, err := queue.Open(ctx, queue.Config{URL: "nats://" + addr, User: "firstlook", PasswordFile: pw, Logger: quiet()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nodeB.Close()
 	var nodes []*digest.Digester
-	for range 4 {
-		nodes = append(nodes, w.digester(t, digest.NewPagerDuty(srv.URL, "pd-token", nil)))
+	for _, q := range []*queue.Queue{nodeA, nodeB, nodeA, nodeB} {
+		d, err := digest.New(digest.Options{
+			Config:    digest.Config{Channel: w.channel, Times: []string{"09:00", "21:00"}},
+			Incidents: digest.NewPagerDuty(srv.URL, "pd-token", nil), State: q.State(),
+			BotToken: slacktest.Token, SlackAPIURL: w.fake.URL, Log: quiet(),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		nodes = append(nodes, d)
 	}
 	slot := at(12, 0)
 	var wg sync.WaitGroup
 	for _, n := range nodes {
 		wg.Go(func() {
-			if err := n.Slot(context.Background(), slot); err != nil {
+			if err := n.Slot(ctx, slot); err != nil {
 				t.Error(err)
 			}
 		})
@@ -277,7 +313,7 @@ func TestSlotPostedOnce(t *testing.T) {
 		t.Fatalf("got %d digests for one slot, want 1", len(ms))
 	}
 	// The next slot is another key.
-	if err := nodes[1].Slot(context.Background(), slot.Add(12*time.Hour)); err != nil {
+	if err := nodes[1].Slot(ctx, slot.Add(12*time.Hour)); err != nil {
 		t.Fatal(err)
 	}
 	if ms := w.fake.Messages(w.channel); len(ms) != 2 {
