@@ -18,7 +18,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	gojson "github.com/goccy/go-json"
 	"io"
 	"log/slog"
 	"net/http"
@@ -27,6 +26,7 @@ import (
 	"time"
 
 	"github.com/PagerDuty/go-pagerduty/webhookv3"
+	gojson "github.com/goccy/go-json"
 
 	"github.com/firstlook/firstlook/hooks"
 )
