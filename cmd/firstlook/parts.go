@@ -38,8 +38,8 @@ type parts struct {
 
 // planParts builds what planning needs: inventory, playbooks and alert
 // lookups; no SSH, no store.
-func (c *Config) planParts() (*parts, error) {
-	inv, err := c.inventory()
+func (c *Config) planParts(ctx context.Context) (*parts, error) {
+	inv, err := c.inventory(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -75,40 +75,41 @@ func (c *Config) loadPlaybooks() (*playbooks.Set, error) {
 	return playbooks.Merge(sets...)
 }
 
-// inventory is the static inventory, followed by EC2 when configured.
-func (c *Config) inventory() (runner.Inventory, error) {
-	ic := c.Inventory
-	if ic.EC2 != nil && ic.File == "" && len(ic.Hosts) == 0 && len(ic.Bastions) == 0 {
-		// EC2 alone: an empty static inventory has no bastions to offer.
-		return c.ec2Only()
+// inventory asks the configured sources in order (see
+// InventoryConfig.sources). A new source is a package and a case here.
+func (c *Config) inventory(ctx context.Context) (runner.Inventory, error) {
+	var chain inventory.Chain
+	// bastions are the static inventory's; other sources refer to them
+	// by name.
+	var bastions map[string]*inventory.Bastion
+	for _, kind := range c.Inventory.sources() {
+		switch kind {
+		case sourceStatic:
+			static, err := inventory.New(c.Inventory.Config)
+			if err != nil {
+				return nil, err
+			}
+			bastions = static.Bastions()
+			chain = append(chain, static)
+		case sourceEC2:
+			src, err := ec2.New(ctx, *c.Inventory.EC2, bastions)
+			if err != nil {
+				return nil, fmt.Errorf("inventory.ec2: %w", err)
+			}
+			chain = append(chain, src)
+		}
 	}
-	static, err := inventory.New(ic.Config)
-	if err != nil {
-		return nil, err
+	if len(chain) == 1 {
+		return chain[0], nil
 	}
-	if ic.EC2 == nil {
-		return static, nil
-	}
-	src, err := ec2.New(context.Background(), *ic.EC2, static.Bastions())
-	if err != nil {
-		return nil, fmt.Errorf("inventory.ec2: %w", err)
-	}
-	return inventory.Chain{static, src}, nil
-}
-
-func (c *Config) ec2Only() (runner.Inventory, error) {
-	src, err := ec2.New(context.Background(), *c.Inventory.EC2, nil)
-	if err != nil {
-		return nil, fmt.Errorf("inventory.ec2: %w", err)
-	}
-	return src, nil
+	return chain, nil
 }
 
 // runParts builds everything a run needs. With S3 configured, serve
 // (spooled) puts a local spool in front of it, so that an S3 outage loses
 // nothing; a one-off run writes to S3 directly and says so if it fails.
 func (c *Config) runParts(ctx context.Context, spooled bool, log *slog.Logger) (_ *parts, err error) {
-	p, err := c.planParts()
+	p, err := c.planParts(ctx)
 	if err != nil {
 		return nil, err
 	}
