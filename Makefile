@@ -51,6 +51,7 @@ test: tools lint
 
 lint: $(STATICCHECK)
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	@out=$$($(GO) run golang.org/x/tools/cmd/goimports@v0.51.0 -l -local github.com/firstlook/firstlook $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "import groups (std, third-party, github.com/firstlook/firstlook) needed: goimports -w -local github.com/firstlook/firstlook"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
 	$(STATICCHECK) $(PKGS)
 
