@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"unicode/utf8"
 )
@@ -41,9 +42,14 @@ type rule struct {
 	// keywords (lowercase): the rule runs only near one of them; none =
 	// over the whole text.
 	keywords []string
-	// multiline rules can match across lines: their search window reaches
-	// further than the keyword's neighbouring lines.
-	multiline bool
+	// back is how far before its keyword a match may start; reach how far
+	// past its keyword's line it may run, for rules that match across
+	// lines (0: they do not). See window.
+	back, reach int
+	// opWithin, when set, is how close after the keyword one of ops must
+	// be for a match: rules of the form key name, operator, value.
+	opWithin int
+	ops      string
 	allow     []*allowlist
 	// check, when set, must accept the secret.
 	check func(secret []byte) bool
@@ -71,14 +77,14 @@ var own = []struct {
 	{"slack-webhook", `https://hooks\.slack\.com/(?:services|workflows|triggers)/[A-Za-z0-9/_-]+`, []string{"hooks.slack.com"}, nil},
 	{"pagerduty-token", `(?i)token token=([A-Za-z0-9_+\-]{20,})`, []string{"token token="}, nil},
 	{"pagerduty-token", `\bu\+[A-Za-z0-9_-]{18}\b`, []string{"u+"}, nil},
-	{"pagerduty-key", `(?i)(?:routing|integration|service)[_-]?key["']?[ \t]*[:=][ \t]*["']?([a-fA-F0-9]{32}|R[A-Z0-9]{31})\b`, []string{"key"}, nil},
+	{"pagerduty-key", `(?i)(?:routing|integration|service)[_-]?key["']?[ \t]*[:=][ \t]*["']?([a-fA-F0-9]{32}|R[A-Z0-9]{31})\b`, []string{"routing_key", "routing-key", "routingkey", "integration_key", "integration-key", "integrationkey", "service_key", "service-key", "servicekey"}, nil},
 	{"azure-storage-key", `(?i)(?:account_?key|shared_?access_?key)[ \t]*[:=][ \t]*["']?([A-Za-z0-9+/]{20,}={0,2})`, []string{"accountkey", "account_key", "sharedaccesskey", "shared_access_key"}, nil},
 	{"url-secret", `(?i)[?&](?:sig|signature|x-amz-signature|x-amz-security-token|x-goog-signature|access_token|id_token|token|api_?key|password|passwd|secret|client_secret)=([^&\s"'#]{8,})`, []string{"sig=", "signature=", "token=", "key=", "password=", "passwd=", "secret="}, nil},
 	{"curl-user", `\bcurl\b[^\n]*?\s(?:-u|--user)(?:=|[ \t]+)["']?[^\s:"']*:([^\s"']{3,})`, []string{"curl"}, nil},
 	{"bearer", `(?i)\bbearer[ \t]+([A-Za-z0-9._~+/=-]{8,})`, []string{"bearer"}, tokenLike},
 	{"basic-auth", `(?i)\bbasic[ \t]+([A-Za-z0-9+/]{8,}={0,2})`, []string{"basic"}, tokenLike},
 	{"url-password", `\b[a-zA-Z][a-zA-Z0-9+.-]*://[^/\s:@]*:([^/\s]+)@`, []string{"://"}, nil},
-	{"password", `(?i)[\w.-]*(?:password|passwd|passphrase|secret|api_?key|access_?key|access_?token|auth_?token|refresh_?token|private_?key|_pass|_pwd)[\w.-]*["']?[ \t]*[:=][ \t]*(?:"([^"\r\n]{3,})"|'([^'\r\n]{3,})'|([^\s"',;]{3,}))`, []string{"pass", "pwd", "secret", "key", "token"}, nil},
+	{"password", `(?i)[\w.-]*(?:password|passwd|passphrase|secret|api_?key|access_?key|access_?token|auth_?token|refresh_?token|private_?key|_pass|_pwd)[\w.-]{0,40}["']?[ \t]{0,8}[:=][ \t]*(?:"([^"\r\n]{3,})"|'([^'\r\n]{3,})'|([^\s"',;]{3,}))`, []string{"pass", "pwd", "secret", "key", "token"}, nil},
 	{"password", `(?i)--[\w-]*(?:password|passwd|passphrase|secret|token|api-?key)[ \t]+([^\s"'-][^\s"']{2,})`, []string{"--"}, nil},
 }
 
@@ -112,9 +118,15 @@ var builtins = sync.OnceValues(func() ([]rule, error) {
 	for _, o := range own {
 		re := regexp.MustCompile(o.expr)
 		ru := rule{kind: o.kind, re: re, group: firstGroup, keywords: o.keywords, check: o.check,
-			multiline: o.kind == "private-key", allow: global}
+			allow: global, back: lookBack}
+		if o.kind == "private-key" {
+			ru.reach = keyReach
+		}
 		if o.kind == "password" {
 			ru.allow = append(slices.Clip(ru.allow), ownAllow)
+			if strings.HasPrefix(o.expr, "(?i)[") {
+				ru.opWithin, ru.ops = 40+1+8+1, ":="
+			}
 		}
 		out = append(out, ru)
 	}
@@ -196,14 +208,25 @@ func (r *Redactor) Redact(b []byte) ([]byte, int) {
 	}
 	marks := markers(b)
 	windows := make([][]region, len(r.rules))
+	// reach[ri]: a keyword of rule ri before it adds nothing to the
+	// rule's last window.
+	reach := make([]int, len(r.rules))
 	r.index.scan(b, func(w, p int) {
 		for _, ri := range r.byWord[w] {
-			ws := windows[ri]
-			if n := len(ws); n > 0 && ws[n-1].start <= p && p < ws[n-1].end {
+			if p < reach[ri] {
 				continue
 			}
-			win := window(b, p, r.rules[ri].multiline)
-			if n := len(ws); n > 0 && win.start <= ws[n-1].end && win.end >= ws[n-1].start {
+			ru := &r.rules[ri]
+			if ru.opWithin > 0 {
+				after := p + len(r.index.words[w])
+				if !bytes.ContainsAny(b[after:min(after+ru.opWithin, len(b))], ru.ops) {
+					continue
+				}
+			}
+			win, covered := window(b, p, ru.back, ru.reach)
+			reach[ri] = covered
+			ws := windows[ri]
+			if n := len(ws); n > 0 && win.start <= ws[n-1].end {
 				ws[n-1].start, ws[n-1].end = min(ws[n-1].start, win.start), max(ws[n-1].end, win.end)
 				continue
 			}
@@ -310,11 +333,26 @@ func allowed(lists []*allowlist, secret, match, b []byte, ms, me int) bool {
 	return false
 }
 
-// window is where a rule with a keyword at p is run: the keyword's line
-// and its neighbours, or for rules that region lines, from 4 KiB before to
-// 64 KiB after it (a private key block is at most a few KiB), in whole
-// lines.
-func window(b []byte, p int, multiline bool) region {
+// Search windows. A keyword is part of its rule's match, near its start
+// (gitleaks' keywords are literal parts of the secret or of the key name
+// before it, at most some 80 bytes into the match), so a rule that stays
+// on one line runs from lookBack bytes before the keyword (keyBack for
+// the rules that allow at most 50 bytes of key name before it) to the end
+// of its line: this is what makes the full rule set cheap. Rules that run
+// over lines (a curl command continued with backslashes, a YAML Secret)
+// run on to the end of the sixth line after the keyword's (and at least
+// 1 KiB), private key blocks 24 KiB (an RSA 16384-bit key is 12.5 KiB).
+const (
+	lookBack   = 256
+	keyBack    = 64
+	multiReach = 1 << 10
+	keyReach   = 24 << 10
+)
+
+// window is where a rule runs for its keyword at p. Keywords before
+// covered are left to this window: those on the same line, or for rules
+// that span lines, those at least reach/2 before its end.
+func window(b []byte, p, back, reach int) (w region, covered int) {
 	lineStart := func(i int) int { return bytes.LastIndexByte(b[:i], '\n') + 1 }
 	lineEnd := func(i int) int {
 		if e := bytes.IndexByte(b[i:], '\n'); e >= 0 {
@@ -322,18 +360,23 @@ func window(b []byte, p int, multiline bool) region {
 		}
 		return len(b)
 	}
-	if multiline {
-		return region{lineStart(max(p-4<<10, 0)), lineEnd(min(p+64<<10, len(b))), 0}
+	start := max(lineStart(p), p-back)
+	if reach == 0 {
+		end := lineEnd(p)
+		return region{start, end, 0}, end
 	}
-	start := lineStart(p)
-	if start > 0 {
-		start = lineStart(start - 1)
+	start = lineStart(max(p-back, 0))
+	end := lineEnd(min(p+reach, len(b)))
+	if reach == multiReach {
+		e := lineEnd(p)
+		for range 6 {
+			if e < len(b) {
+				e = lineEnd(e + 1)
+			}
+		}
+		end = max(end, min(e, lineEnd(min(p+8*reach, len(b)))))
 	}
-	end := lineEnd(p)
-	if end < len(b) {
-		end = lineEnd(end + 1)
-	}
-	return region{start, end, 0}
+	return region{start, end, 0}, p + 1 + (end-p)/2
 }
 
 // markers are the [REDACTED:…] marks already in b; no secret is found in

@@ -225,13 +225,27 @@ func Output(secrets []Secret) string {
 // Leaks returns, for every secret of which some part of 8 bytes or more is
 // in out, its kind and that part.
 func Leaks(out string, secrets []Secret) []string {
+	contains := func(part string) bool { return strings.Contains(out, part) }
+	if len(out) > 64<<10 {
+		// One pass over a large output instead of one per part.
+		grams := make(map[string]bool, len(out))
+		for i := 0; i+8 <= len(out); i++ {
+			grams[out[i:i+8]] = true
+		}
+		contains = func(part string) bool {
+			if len(part) == 8 {
+				return grams[part]
+			}
+			return strings.Contains(out, part)
+		}
+	}
 	var leaks []string
 	for _, s := range secrets {
 	values:
 		for _, v := range s.Values {
 			n := min(8, len(v))
 			for i := 0; i+n <= len(v); i++ {
-				if strings.Contains(out, v[i:i+n]) {
+				if contains(v[i : i+n]) {
 					leaks = append(leaks, fmt.Sprintf("%s: %q of %q", s.Kind, v[i:i+n], v))
 					continue values
 				}
