@@ -50,7 +50,7 @@ type rule struct {
 	// be for a match: rules of the form key name, operator, value.
 	opWithin int
 	ops      string
-	allow     []*allowlist
+	allow    []*allowlist
 	// check, when set, must accept the secret.
 	check func(secret []byte) bool
 }
