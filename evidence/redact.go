@@ -444,6 +444,8 @@ func (r *Redactor) RedactBundle(b *Bundle) {
 		n += k
 		st.Error, k = r.RedactString(st.Error)
 		n += k
+		st.Script, k = r.RedactString(st.Script)
+		n += k
 		for _, o := range []*Output{&st.Stdout, &st.Stderr} {
 			if o.File == "" {
 				continue

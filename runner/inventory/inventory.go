@@ -4,11 +4,9 @@
 package inventory
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"maps"
 	"net"
 	"net/netip"
@@ -19,6 +17,8 @@ import (
 	"strings"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/firstlook/firstlook/playbooks/yamlfile"
 )
 
 // ErrUnknownHost is returned when a hint matches no inventory host.
@@ -35,6 +35,11 @@ type Host struct {
 	Aliases []string
 	// Bastion is the jump host to go through; nil means dial directly.
 	Bastion *Bastion
+	// Sudo says the host opted in to privilege: steps may run commands
+	// through `sudo -n`. Off by default, and nothing probes sudo on a
+	// host that did not opt in (a failed sudo writes a security-log
+	// entry, mailed to root on many systems).
+	Sudo bool
 }
 
 // Addr is the host's dial address, host:port.
@@ -59,6 +64,9 @@ type Config struct {
 	Defaults Defaults        `yaml:"defaults"`
 	Bastions []BastionConfig `yaml:"bastions"`
 	Hosts    []HostConfig    `yaml:"hosts"`
+	// SudoGroups opts the hosts of these groups in to sudo (see
+	// Host.Sudo), unless a host says sudo: false.
+	SudoGroups []string `yaml:"sudo_groups"`
 }
 
 // Validate reports a configuration that cannot work.
@@ -81,7 +89,7 @@ func New(c Config) (*Inventory, error) {
 	if c.File != "" {
 		return Load(c.File)
 	}
-	return build("(inline)", document{Defaults: c.Defaults, Bastions: c.Bastions, Hosts: c.Hosts}, nil)
+	return build("(inline)", document{Defaults: c.Defaults, Bastions: c.Bastions, Hosts: c.Hosts, SudoGroups: c.SudoGroups}, nil)
 }
 
 // Defaults apply to hosts that leave a field out.
@@ -89,13 +97,16 @@ type Defaults struct {
 	Port    int    `yaml:"port"`
 	User    string `yaml:"user"`
 	Bastion string `yaml:"bastion"`
+	// Sudo opts every host in to sudo (see Host.Sudo); default false.
+	Sudo bool `yaml:"sudo"`
 }
 
 // document is the YAML shape of an inventory file.
 type document struct {
-	Defaults Defaults        `yaml:"defaults"`
-	Bastions []BastionConfig `yaml:"bastions"`
-	Hosts    []HostConfig    `yaml:"hosts"`
+	Defaults   Defaults        `yaml:"defaults"`
+	Bastions   []BastionConfig `yaml:"bastions"`
+	Hosts      []HostConfig    `yaml:"hosts"`
+	SudoGroups []string        `yaml:"sudo_groups"`
 }
 
 // BastionConfig is one bastion as written in the inventory.
@@ -116,6 +127,9 @@ type HostConfig struct {
 	Labels  map[string]string `yaml:"labels"`
 	Groups  []string          `yaml:"groups"`
 	Aliases []string          `yaml:"aliases"`
+	// Sudo, when set, opts the host in to sudo or out of it, whatever
+	// defaults.sudo and sudo_groups say.
+	Sudo *bool `yaml:"sudo"`
 }
 
 // Inventory is a loaded, validated static inventory.
@@ -134,39 +148,44 @@ func Load(path string) (*Inventory, error) {
 	return Parse(path, b)
 }
 
-// Parse parses inventory YAML; name is used in error messages.
+// Parse parses inventory YAML; name is used in error messages. Its error
+// is a yamlfile.List: every problem at its line and column.
 func Parse(name string, b []byte) (*Inventory, error) {
+	d := &yamlfile.Decoder{File: name}
+	root := d.Parse(b)
 	var doc document
-	dec := yaml.NewDecoder(bytes.NewReader(b))
-	dec.KnownFields(true)
-	if err := dec.Decode(&doc); err != nil && !errors.Is(err, io.EOF) {
-		return nil, fmt.Errorf("inventory %s: %v", name, strings.ReplaceAll(err.Error(), "yaml: unmarshal errors:\n  ", ""))
+	d.Decode(root, "", &doc)
+	if len(d.Errs) == 0 {
+		return build(name, doc, root)
 	}
-	var root yaml.Node
-	_ = yaml.Unmarshal(b, &root)
-	return build(name, doc, &root)
-}
-
-// lineOf finds the line of the i-th item of a top-level sequence key.
-func lineOf(root *yaml.Node, key string, i int) int {
-	if root == nil || len(root.Content) == 0 {
-		return 0
-	}
-	m := root.Content[0]
-	for k := 0; k+1 < len(m.Content); k += 2 {
-		if m.Content[k].Value == key && i < len(m.Content[k+1].Content) {
-			return m.Content[k+1].Content[i].Line
+	if root != nil {
+		// Report what else is wrong too, so that one run shows it all.
+		if _, err := build(name, doc, root); err != nil {
+			var list yamlfile.List
+			if errors.As(err, &list) {
+				d.Errs = append(d.Errs, list...)
+			}
 		}
 	}
-	return 0
+	d.Errs.Sort()
+	return nil, d.Errs
+}
+
+// itemNode is the node of the i-th item of a top-level list key, or nil.
+func itemNode(root *yaml.Node, key string, i int) *yaml.Node {
+	n, found := yamlfile.Node(root, fmt.Sprintf("%s[%d]", key, i))
+	if found == "" {
+		return nil
+	}
+	return n
 }
 
 var validName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
 
 func build(name string, doc document, root *yaml.Node) (*Inventory, error) {
-	var errs []error
+	d := &yamlfile.Decoder{File: name}
 	fail := func(key string, i int, format string, args ...any) {
-		errs = append(errs, fmt.Errorf("inventory %s:%d: %s[%d]: %s", name, lineOf(root, key, i), key, i, fmt.Sprintf(format, args...)))
+		d.Fail(itemNode(root, key, i), fmt.Sprintf("%s[%d]", key, i), format, args...)
 	}
 	bastions := map[string]*Bastion{}
 	for i, b := range doc.Bastions {
@@ -175,10 +194,10 @@ func build(name string, doc document, root *yaml.Node) (*Inventory, error) {
 			fail("bastions", i, "name %q: use letters, digits, '.', '_' and '-'", b.Name)
 			continue
 		case bastions[b.Name] != nil:
-			fail("bastions", i, "duplicate bastion %q", b.Name)
+			fail("bastions", i, "duplicate bastion %q; rename or remove one", b.Name)
 			continue
 		case b.Address == "":
-			fail("bastions", i, "bastion %s has no address", b.Name)
+			fail("bastions", i, "bastion %s has no address; add address: (a name or an IP)", b.Name)
 		}
 		port, user := b.Port, b.User
 		if port == 0 {
@@ -188,15 +207,15 @@ func build(name string, doc document, root *yaml.Node) (*Inventory, error) {
 			user = doc.Defaults.User
 		}
 		if port < 1 || port > 65535 {
-			fail("bastions", i, "port %d out of range", port)
+			fail("bastions", i, "port %d is out of range; use 1 to 65535", port)
 		}
 		if user == "" {
-			fail("bastions", i, "bastion %s has no user and defaults.user is unset", b.Name)
+			fail("bastions", i, "bastion %s has no user; set user: here, or defaults.user", b.Name)
 		}
 		bastions[b.Name] = &Bastion{Name: b.Name, Address: b.Address, Port: port, User: user}
 	}
 	if doc.Defaults.Bastion != "" && bastions[doc.Defaults.Bastion] == nil {
-		errs = append(errs, fmt.Errorf("inventory %s: defaults.bastion %q is not among the bastions", name, doc.Defaults.Bastion))
+		d.Fail(yamlfile.KeyNode(root, "defaults.bastion"), "defaults.bastion", "%q is not among the bastions; add it under bastions, or fix the name", doc.Defaults.Bastion)
 	}
 	inv := &Inventory{index: map[string]int{}, bastions: bastions}
 	for i, h := range doc.Hosts {
@@ -205,7 +224,7 @@ func build(name string, doc document, root *yaml.Node) (*Inventory, error) {
 			continue
 		}
 		if h.Address == "" {
-			fail("hosts", i, "host %s has no address", h.Name)
+			fail("hosts", i, "host %s has no address; add address: (a name or an IP)", h.Name)
 			continue
 		}
 		host := Host{Name: h.Name, Address: h.Address, Port: h.Port, User: h.User, Labels: h.Labels, Groups: h.Groups, Aliases: h.Aliases}
@@ -216,13 +235,17 @@ func build(name string, doc document, root *yaml.Node) (*Inventory, error) {
 			host.Port = 22
 		}
 		if host.Port < 1 || host.Port > 65535 {
-			fail("hosts", i, "port %d out of range", host.Port)
+			fail("hosts", i, "port %d is out of range; use 1 to 65535", host.Port)
 		}
 		if host.User == "" {
 			host.User = doc.Defaults.User
 		}
 		if host.User == "" {
-			fail("hosts", i, "host %s has no user and defaults.user is unset", h.Name)
+			fail("hosts", i, "host %s has no user; set user: here, or defaults.user", h.Name)
+		}
+		host.Sudo = doc.Defaults.Sudo || slices.ContainsFunc(h.Groups, func(g string) bool { return slices.Contains(doc.SudoGroups, g) })
+		if h.Sudo != nil {
+			host.Sudo = *h.Sudo
 		}
 		bn := h.Bastion
 		if bn == "" {
@@ -230,22 +253,23 @@ func build(name string, doc document, root *yaml.Node) (*Inventory, error) {
 		}
 		if bn != "" && bn != "none" {
 			if bastions[bn] == nil {
-				fail("hosts", i, "host %s: bastion %q is not among the bastions", h.Name, bn)
+				fail("hosts", i, "host %s: bastion %q is not among the bastions; add it under bastions, or fix the name", h.Name, bn)
 			}
 			host.Bastion = bastions[bn]
 		}
 		for _, key := range append([]string{h.Name, h.Address}, h.Aliases...) {
 			k := strings.ToLower(key)
 			if j, ok := inv.index[k]; ok && j != len(inv.hosts) {
-				fail("hosts", i, "%q already names host %s", key, inv.hosts[j].Name)
+				fail("hosts", i, "%q already names host %s; a name, alias or address must name one host", key, inv.hosts[j].Name)
 				continue
 			}
 			inv.index[k] = len(inv.hosts)
 		}
 		inv.hosts = append(inv.hosts, host)
 	}
-	if err := errors.Join(errs...); err != nil {
-		return nil, err
+	if len(d.Errs) > 0 {
+		d.Errs.Sort()
+		return nil, d.Errs
 	}
 	return inv, nil
 }

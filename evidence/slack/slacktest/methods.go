@@ -38,6 +38,7 @@ type handler func(s *Server, c *call) *apiError
 
 var methods = map[string]handler{
 	"auth.test":                    (*Server).authTest,
+	"apps.connections.open":        (*Server).appsConnectionsOpen,
 	"conversations.create":         (*Server).conversationsCreate,
 	"conversations.list":           (*Server).conversationsList,
 	"conversations.info":           (*Server).conversationsInfo,
@@ -110,6 +111,11 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 			body[k] = v
 		}
 		writeJSON(w, http.StatusOK, body)
+		return
+	}
+	if s.lose[method] > 0 {
+		s.lose[method]--
+		http.Error(w, "502 Bad Gateway", http.StatusBadGateway)
 		return
 	}
 	c.r["ok"] = true

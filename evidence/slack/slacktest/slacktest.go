@@ -130,9 +130,14 @@ type Server struct {
 	tickets    map[string]string     // upload ticket → file id
 	calls      map[string]int
 	rateLimits map[string][]time.Duration
+	lose       map[string]int
 	failures   map[string][]string
 	lastTS     int64 // microseconds
 	seq        int
+	responses  map[string]*responseURL // by id
+
+	socketOnce sync.Once
+	socket     *socketState
 }
 
 type token struct {
@@ -155,12 +160,16 @@ func NewServer() *Server {
 		tickets:    map[string]string{},
 		calls:      map[string]int{},
 		rateLimits: map[string][]time.Duration{},
+		lose:       map[string]int{},
 		failures:   map[string][]string{},
 	}
 	s.AddToken(Token, AllScopes...)
+	s.AddToken(AppToken, "connections:write")
 	mux := http.NewServeMux()
 	mux.HandleFunc("/api/{method}", s.serveAPI)
 	mux.HandleFunc("/upload/v1/{ticket}", s.serveUpload)
+	mux.HandleFunc("/commands/{team}/{id}/{secret}", s.serveResponse)
+	mux.HandleFunc("/link/", s.serveSocket)
 	s.srv = httptest.NewServer(mux)
 	s.URL = s.srv.URL + "/api/"
 	return s
@@ -261,6 +270,16 @@ func (s *Server) Fail(method, code string, n int) {
 	for range n {
 		s.failures[method] = append(s.failures[method], code)
 	}
+}
+
+// Lose makes the next n calls of method do their work and then lose the
+// answer: HTTP 502, as a proxy in front of Slack answers when the backend
+// acted but its answer did not come back. The caller cannot know the call
+// took effect; a retried publish must find what landed.
+func (s *Server) Lose(method string, n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.lose[method] += n
 }
 
 // Calls returns how many requests method received, rate-limited and failed
