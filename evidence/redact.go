@@ -2,6 +2,7 @@ package evidence
 
 import (
 	"bytes"
+	"encoding/base64"
 	"fmt"
 	"math"
 	"regexp"
@@ -78,19 +79,32 @@ var own = []struct {
 	{"pagerduty-token", `(?i)token token=([A-Za-z0-9_+\-]{20,})`, []string{"token token="}, nil},
 	{"pagerduty-token", `\bu\+[A-Za-z0-9_-]{18}\b`, []string{"u+"}, nil},
 	{"pagerduty-key", `(?i)(?:routing|integration|service)[_-]?key["']?[ \t]*[:=][ \t]*["']?([a-fA-F0-9]{32}|R[A-Z0-9]{31})\b`, []string{"routing_key", "routing-key", "routingkey", "integration_key", "integration-key", "integrationkey", "service_key", "service-key", "servicekey"}, nil},
+	// A PEM private key in base64, as in a Kubernetes Secret's tls.key.
+	{"private-key", `\bLS0tLS1CRUdJTi[A-Za-z0-9+/]{40,}={0,2}`, []string{"ls0tls1crudjti"}, encodedKey},
 	{"azure-storage-key", `(?i)(?:account_?key|shared_?access_?key)[ \t]*[:=][ \t]*["']?([A-Za-z0-9+/]{20,}={0,2})`, []string{"accountkey", "account_key", "sharedaccesskey", "shared_access_key"}, nil},
 	{"url-secret", `(?i)[?&](?:sig|signature|x-amz-signature|x-amz-security-token|x-goog-signature|access_token|id_token|token|api_?key|password|passwd|secret|client_secret)=([^&\s"'#]{8,})`, []string{"sig=", "signature=", "token=", "key=", "password=", "passwd=", "secret="}, nil},
 	{"curl-user", `\bcurl\b[^\n]*?\s(?:-u|--user)(?:=|[ \t]+)["']?[^\s:"']*:([^\s"']{3,})`, []string{"curl"}, nil},
 	{"bearer", `(?i)\bbearer[ \t]+([A-Za-z0-9._~+/=-]{8,})`, []string{"bearer"}, tokenLike},
 	{"basic-auth", `(?i)\bbasic[ \t]+([A-Za-z0-9+/]{8,}={0,2})`, []string{"basic"}, tokenLike},
 	{"url-password", `\b[a-zA-Z][a-zA-Z0-9+.-]*://[^/\s:@]*:([^/\s]+)@`, []string{"://"}, nil},
-	{"password", `(?i)[\w.-]*(?:password|passwd|passphrase|secret|api_?key|access_?key|access_?token|auth_?token|refresh_?token|private_?key|_pass|_pwd)[\w.-]{0,40}["']?[ \t]{0,8}[:=][ \t]*(?:"([^"\r\n]{3,})"|'([^'\r\n]{3,})'|([^\s"',;]{3,}))`, []string{"pass", "pwd", "secret", "key", "token"}, nil},
+	{"password", `(?i)[\w.-]*(?:password|passwd|passphrase|secret|api[_-]?key|access[_-]?key|access[_-]?token|auth[_-]?token|refresh[_-]?token|private[_-]?key|_pass|_pwd)[\w.-]{0,40}["']?[ \t]{0,8}[:=][ \t]*(?:"([^"\r\n]{3,})"|'([^'\r\n]{3,})'|([^\s"',;]{3,}))`, []string{"pass", "pwd", "secret", "key", "token"}, nil},
 	{"password", `(?i)--[\w-]*(?:password|passwd|passphrase|secret|token|api-?key)[ \t]+([^\s"'-][^\s"']{2,})`, []string{"--"}, nil},
+	{"password", `(?i)\b(?:mysql\w*|mariadb\w*|sshpass|(?:docker|podman|buildah|skopeo) login)\b[^\n]*?[ \t]-p[ \t]*(?:'([^'\n]+)'|"([^"\n]+)"|([^\s'"-][^\s'"]*))`, []string{"mysql", "mariadb", "sshpass", " login"}, nil},
+	{"password", `(?i)\bredis-cli\b[^\n]*?[ \t](?:-a|--pass)[ \t]+(?:'([^'\n]+)'|"([^"\n]+)"|(\S+))`, []string{"redis-cli"}, nil},
+	{"password", `(?i)\blogin[ \t]+\S+[ \t]+password[ \t]+(\S+)`, []string{"login"}, nil},
 }
 
 // ownAllow exempts key names that hold no secret (password_file=,
 // token_path=, secret_name=…) from the key=value rules.
 var ownAllow = &allowlist{target: "match", re: regexp.MustCompile(`(?i)^-*[\w.-]*(?:file|path|dir|length|len|size|policy|name|id|type|min|max|ttl|expiry|expires|url|uri|endpoint)["']?[ \t]*(?:[:=]|[ \t])`)}
+
+// encodedKey accepts base64 whose text is a private key's BEGIN line.
+func encodedKey(s []byte) bool {
+	head := s[:min(len(s), 64)&^3]
+	dec := make([]byte, base64.StdEncoding.DecodedLen(len(head)))
+	n, _ := base64.StdEncoding.Decode(dec, head)
+	return bytes.Contains(dec[:n], []byte("PRIVATE KEY"))
+}
 
 // tokenLike rejects words that follow "Bearer" or "Basic" in prose.
 func tokenLike(s []byte) bool {
