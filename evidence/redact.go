@@ -69,7 +69,7 @@ var own = []struct {
 }{
 	// A key block: its END line closes it; cut short (by truncation,
 	// head), its lines of base64 and headers, literal "\n" in JSON too.
-	{"private-key", `-----BEGIN [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----(?:[A-Za-z0-9+/=:,\s\\-])*?-----END [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----`, []string{"-----begin "}, nil},
+	{"private-key", `-----BEGIN [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----(?:[A-Za-z0-9+/=:,\s\\-])*?-----END [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----`, []string{"-----begin "}, keyBlock},
 	{"private-key", `-----BEGIN [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----(?:\r?\n|\\n)(?:(?:[A-Za-z0-9+/=]+|[A-Za-z-]+: [^\r\n]*)?(?:\r?\n|\\n))*(?:[A-Za-z0-9+/=]+$)?`, []string{"-----begin "}, nil},
 	{"aws-access-key", `\b(?:AKIA|ASIA|ABIA|ACCA|AGPA|AIDA|AIPA|AKPA|ANPA|ANVA|APKA|AROA)[A-Z0-9]{16}\b`, []string{"akia", "asia", "abia", "acca", "agpa", "aida", "aipa", "akpa", "anpa", "anva", "apka", "aroa"}, nil},
 	{"aws-secret-key", `(?i)(?:aws_?secret_?access_?key|aws_?secret_?key|secret_?access_?key)["']?[ \t]*[:=][ \t]*["']?([A-Za-z0-9/+=]{40})`, []string{"secret"}, nil},
@@ -98,6 +98,32 @@ var own = []struct {
 // token_path=, secret_name=…) from the key=value rules.
 var ownAllow = &allowlist{target: "match", re: regexp.MustCompile(`(?i)^-*[\w.-]*(?:file|path|dir|length|len|size|policy|name|id|type|min|max|ttl|expiry|expires|url|uri|endpoint)["']?[ \t]*(?:[:=]|[ \t])`)}
 
+// keyBlock accepts a key block whose lines between BEGIN and END are key
+// material (base64, armour headers, also indented or with literal "\n"
+// in JSON): a block cut short matches only up to the next block's END,
+// and the output between them is not a secret.
+func keyBlock(s []byte) bool {
+	lines := bytes.Split(bytes.ReplaceAll(s, []byte(`\n`), []byte("\n")), []byte("\n"))
+	for _, l := range lines[1 : len(lines)-1] {
+		l = bytes.TrimSpace(l)
+		if i := bytes.Index(l, []byte(": ")); i > 0 && bytes.IndexFunc(l[:i], notHeaderName) < 0 {
+			continue
+		}
+		if bytes.IndexFunc(l, notBase64) >= 0 {
+			return false
+		}
+	}
+	return true
+}
+
+func notHeaderName(r rune) bool {
+	return !('A' <= r && r <= 'Z' || 'a' <= r && r <= 'z' || r == '-')
+}
+
+func notBase64(r rune) bool {
+	return !('A' <= r && r <= 'Z' || 'a' <= r && r <= 'z' || '0' <= r && r <= '9' || r == '+' || r == '/' || r == '=')
+}
+
 // encodedKey accepts base64 whose text is a private key's BEGIN line.
 func encodedKey(s []byte) bool {
 	head := s[:min(len(s), 64)&^3]
@@ -122,6 +148,9 @@ var builtins = sync.OnceValues(func() ([]rule, error) {
 	}
 	var specific, generic []rule
 	for _, ru := range gl {
+		if ru.kind == "private-key" {
+			ru.check = keyBlock
+		}
 		if bytes.Contains([]byte(ru.kind), []byte("generic")) {
 			generic = append(generic, ru)
 		} else {
