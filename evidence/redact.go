@@ -70,7 +70,7 @@ var own = []struct {
 	// A key block: its END line closes it; cut short (by truncation,
 	// head), its lines of base64 and headers, literal "\n" in JSON too.
 	{"private-key", `-----BEGIN [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----(?:[A-Za-z0-9+/=:,\s\\-])*?-----END [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----`, []string{"-----begin "}, keyBlock},
-	{"private-key", `-----BEGIN [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----(?:\r?\n|\\n)(?:(?:[A-Za-z0-9+/=]+|[A-Za-z-]+: [^\r\n]*)?(?:\r?\n|\\n))*(?:[A-Za-z0-9+/=]+$)?`, []string{"-----begin "}, nil},
+	{"private-key", `-----BEGIN [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----(?:\r?\n|(?:\\+r)?\\+n)(?:(?:[A-Za-z0-9+/=]+|[A-Za-z-]+: [^\r\n\\]*)?(?:\r?\n|(?:\\+r)?\\+n))*(?:[A-Za-z0-9+/=]+$)?`, []string{"-----begin "}, nil},
 	{"aws-access-key", `\b(?:AKIA|ASIA|ABIA|ACCA|AGPA|AIDA|AIPA|AKPA|ANPA|ANVA|APKA|AROA)[A-Z0-9]{16}\b`, []string{"akia", "asia", "abia", "acca", "agpa", "aida", "aipa", "akpa", "anpa", "anva", "apka", "aroa"}, nil},
 	{"aws-secret-key", `(?i)(?:aws_?secret_?access_?key|aws_?secret_?key|secret_?access_?key)["']?[ \t]*[:=][ \t]*["']?([A-Za-z0-9/+=]{40})`, []string{"secret"}, nil},
 	{"slack-token", `\bxox[abposre]-[A-Za-z0-9-]{10,}`, []string{"xox"}, nil},
@@ -103,7 +103,7 @@ var ownAllow = &allowlist{target: "match", re: regexp.MustCompile(`(?i)^-*[\w.-]
 // in JSON): a block cut short matches only up to the next block's END,
 // and the output between them is not a secret.
 func keyBlock(s []byte) bool {
-	lines := bytes.Split(bytes.ReplaceAll(s, []byte(`\n`), []byte("\n")), []byte("\n"))
+	lines := bytes.Split(escapedNewline.ReplaceAll(s, []byte("\n")), []byte("\n"))
 	for _, l := range lines[1 : len(lines)-1] {
 		l = bytes.TrimSpace(l)
 		if i := bytes.Index(l, []byte(": ")); i > 0 && bytes.IndexFunc(l[:i], notHeaderName) < 0 {
@@ -115,6 +115,9 @@ func keyBlock(s []byte) bool {
 	}
 	return true
 }
+
+// escapedNewline is a newline escaped once or more (JSON in JSON).
+var escapedNewline = regexp.MustCompile(`(?:\\+r)?\\+n`)
 
 func notHeaderName(r rune) bool {
 	return !('A' <= r && r <= 'Z' || 'a' <= r && r <= 'z' || r == '-')
@@ -392,32 +395,47 @@ const (
 	keyReach   = 24 << 10
 )
 
+// lineCap bounds a one-line window after its keyword, so that a huge
+// line (minified JSON) is searched in pieces rather than once per keyword.
+const lineCap = 16 << 10
+
 // window is where a rule runs for its keyword at p. Keywords before
-// covered are left to this window: those on the same line, or for rules
-// that span lines, those at least reach/2 before its end.
+// covered are left to this window: those on the same line, or when the
+// window ends before the line or spans lines, those at least half its
+// reach before its end. Every scan for a line end is bounded.
 func window(b []byte, p, back, reach int) (w region, covered int) {
-	lineStart := func(i int) int { return bytes.LastIndexByte(b[:i], '\n') + 1 }
-	lineEnd := func(i int) int {
-		if e := bytes.IndexByte(b[i:], '\n'); e >= 0 {
+	// lineStart is the start of i's line, or lo if that is before lo.
+	lineStart := func(i, lo int) int {
+		lo = max(lo, 0)
+		return lo + bytes.LastIndexByte(b[lo:i], '\n') + 1
+	}
+	// lineEnd is the end of i's line, or hi if that is after hi.
+	lineEnd := func(i, hi int) int {
+		hi = min(hi, len(b))
+		if e := bytes.IndexByte(b[i:hi], '\n'); e >= 0 {
 			return i + e
 		}
-		return len(b)
+		return hi
 	}
-	start := max(lineStart(p), p-back)
 	if reach == 0 {
-		end := lineEnd(p)
-		return region{start, end, 0}, end
+		end := lineEnd(p, p+lineCap)
+		covered = end
+		if end < len(b) && b[end] != '\n' {
+			covered = p + lineCap/2
+		}
+		return region{lineStart(p, p-back), end, 0}, covered
 	}
-	start = lineStart(max(p-back, 0))
-	end := lineEnd(min(p+reach, len(b)))
+	from := max(p-back, 0)
+	start := lineStart(from, from-lineCap)
+	end := lineEnd(min(p+reach, len(b)), p+reach+lineCap)
 	if reach == multiReach {
-		e := lineEnd(p)
+		e := lineEnd(p, p+8*reach)
 		for range 6 {
-			if e < len(b) {
-				e = lineEnd(e + 1)
+			if e < min(p+8*reach, len(b)) {
+				e = lineEnd(e+1, p+8*reach)
 			}
 		}
-		end = max(end, min(e, lineEnd(min(p+8*reach, len(b)))))
+		end = max(end, e)
 	}
 	return region{start, end, 0}, p + 1 + (end-p)/2
 }
