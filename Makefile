@@ -110,6 +110,7 @@ demo:
 bench:
 	$(GO) test -run '^$$' -bench Intake -benchtime 100000x -count 1 -timeout 30m ./cmd/firstlook/ | grep -v '^Benchmark'
 	$(GO) test -run '^$$' -bench PlaybookSSH -benchtime 8x -count 1 -timeout 15m ./runner/internal/sshbench/ | grep -v '^Benchmark'
+	$(GO) test -run '^$$' -bench Redact -benchtime 5x -count 1 -timeout 10m ./evidence/ | grep -v '^Benchmark'
 
 clean:
 	rm -rf bin .demo .tools
