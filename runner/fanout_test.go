@@ -133,7 +133,7 @@ type reportSink struct {
 
 func (s *reportSink) Sink() string { return "test" }
 
-func (s *reportSink) Publish(_ context.Context, rep evidence.Report, _ runner.IncidentState, _ bool) error {
+func (s *reportSink) Publish(_ context.Context, rep evidence.Report, _ evidence.IncidentState, _ bool) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.reps = append(s.reps, rep)
@@ -168,7 +168,7 @@ func TestFanoutSummary(t *testing.T) {
 		Playbooks:  loadPlaybooks(t, map[string]string{"p.yaml": "name: disk\nmatch: {title: disk}\ntargets: {group: web, concurrency: 4}\nsteps:\n  - name: df\n    run: df -h\n    findings: [{name: full, pattern: '(?P<use>\\d+)%', value: use, above: {crit: 95}, message: '{{ .use }}% full'}]\n"}),
 		Dialer:     d,
 		Store:      e.store,
-		Publishers: []runner.Publisher{sink},
+		Publishers: []evidence.Publisher{sink},
 		Log:        quiet(),
 	})
 	if err != nil {

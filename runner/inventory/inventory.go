@@ -155,11 +155,20 @@ func Parse(name string, b []byte) (*Inventory, error) {
 	root := d.Parse(b)
 	var doc document
 	d.Decode(root, "", &doc)
-	if len(d.Errs) > 0 {
-		d.Errs.Sort()
-		return nil, d.Errs
+	if len(d.Errs) == 0 {
+		return build(name, doc, root)
 	}
-	return build(name, doc, root)
+	if root != nil {
+		// Report what else is wrong too, so that one run shows it all.
+		if _, err := build(name, doc, root); err != nil {
+			var list yamlfile.List
+			if errors.As(err, &list) {
+				d.Errs = append(d.Errs, list...)
+			}
+		}
+	}
+	d.Errs.Sort()
+	return nil, d.Errs
 }
 
 // itemNode is the node of the i-th item of a top-level list key, or nil.
