@@ -19,6 +19,7 @@ import (
 	"github.com/firstlook/firstlook/evidence/store/dir"
 	"github.com/firstlook/firstlook/evidence/store/s3"
 	"github.com/firstlook/firstlook/evidence/store/spool"
+	"github.com/firstlook/firstlook/evidence/webhook"
 	"github.com/firstlook/firstlook/hooks/pagerduty"
 	slackcmd "github.com/firstlook/firstlook/hooks/slack"
 	"github.com/firstlook/firstlook/playbooks/library"
@@ -52,6 +53,7 @@ type Config struct {
 	Playbooks PlaybooksConfig `yaml:"playbooks"`
 	Evidence  EvidenceConfig  `yaml:"evidence"`
 	Slack     SlackConfig     `yaml:"slack"`
+	Webhook   WebhookConfig   `yaml:"webhook"`
 	Runner    runner.Config   `yaml:"runner"`
 	// Params are per-service playbook parameter overrides: service name or
 	// id → parameter → value.
@@ -160,6 +162,15 @@ func (c *SlackCommandsConfig) signingSecrets() []string {
 		out[i] = s.Value()
 	}
 	return out
+}
+
+// WebhookConfig is the webhook section: the sink's Config and the secret
+// that signs its requests. The sink is on when url is set.
+type WebhookConfig struct {
+	webhook.Config `yaml:",inline"`
+	// Secret signs every request (HMAC-SHA256); the receiver holds the
+	// same.
+	Secret Secret `yaml:"secret"`
 }
 
 // InventoryConfig is the inventory section: the static inventory (a file
@@ -392,6 +403,12 @@ func (c *Config) problems() []error {
 		check("slack.commands", c.Slack.Commands.validate(c.Slack.BotToken))
 		if c.Slack.Commands.Digest != nil && !c.PagerDuty.APIToken.IsSet() {
 			check("slack.commands.digest", errors.New("needs pagerduty.api_token (read access) to list incidents"))
+		}
+	}
+	if c.Webhook.URL != "" {
+		check("webhook", c.Webhook.Validate())
+		if !c.Webhook.Secret.IsSet() {
+			check("webhook.secret", errors.New("required: the receiver verifies every request with it (openssl rand -hex 32)"))
 		}
 	}
 	if c.Evidence.S3 != nil {

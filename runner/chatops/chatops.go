@@ -229,7 +229,7 @@ func (d *Desk) Last(ctx context.Context, host string, inc *slack.IncidentRef) (s
 		return slack.Reply{}, fmt.Errorf("link evidence: %w", err)
 	}
 	rep := evidence.Report{Bundle: b, Link: link}
-	return slack.Reply{Text: evidence.Text(rep), Blocks: slackpub.Fit(evidence.SlackBlocks(rep))}, nil
+	return slack.Reply{Text: evidence.Text(rep), Blocks: slackpub.Fit(slackpub.Blocks(rep))}, nil
 }
 
 // Playbooks lists the loaded playbooks and where each runs by itself; any
