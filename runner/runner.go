@@ -217,8 +217,12 @@ func (r *Runner) work(leaseCtx, jobCtx context.Context) {
 			job, err = r.jobs.Next(ctx)
 			return err
 		})
-		// With retry.Always and no cap, err means that leaseCtx ended.
-		if leaseCtx.Err() != nil || err != nil {
+		// With retry.Always and no cap, err means that leaseCtx ended or
+		// that its deadline comes before the next attempt could.
+		if err != nil {
+			<-leaseCtx.Done()
+		}
+		if leaseCtx.Err() != nil {
 			if job != nil {
 				r.nak(job, 0)
 			}
