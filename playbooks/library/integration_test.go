@@ -591,7 +591,7 @@ func TestIntegration(t *testing.T) {
 			playbook: "fd-exhaustion", title: "[FIRING:1] NodeFileDescriptorLimit",
 			expects: []expect{
 				{host: full, step: "processes", want: []string{" of 256 fds (", "pid " + fdHog + ": sleep 600"},
-					findings: []string{"WARN sleep 600 (pid " + fdHog + ") has 23", " of its 256 file descriptors open (9"}},
+					findings: []string{"WARN sleep 600 (pid " + fdHog + ") has 23", " of its 256 file descriptors open (9"}, crowded: "process near its fd limit"},
 				{step: "system", want: []string{"file handles: ", "fs.nr_open"}},
 			},
 		},
