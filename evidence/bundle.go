@@ -105,6 +105,45 @@ type Step struct {
 	// Redactions counts the secrets replaced in this step's output,
 	// command and error before anything was stored or sent.
 	Redactions int `json:"redactions"`
+	// Findings are what the step's finding rules found in its redacted
+	// stdout, most severe first.
+	Findings []Finding `json:"findings,omitempty"`
+	// Values are, by finding rule, the most extreme value the rule saw,
+	// finding or not: what a fan-out compares across hosts.
+	Values map[string]float64 `json:"values,omitempty"`
+}
+
+// Severity ranks a finding: info, warn or crit.
+type Severity string
+
+// The severities.
+const (
+	SeverityInfo Severity = "info"
+	SeverityWarn Severity = "warn"
+	SeverityCrit Severity = "crit"
+)
+
+// Rank orders severities: 0 for an unknown one, then info, warn, crit.
+func (s Severity) Rank() int {
+	switch s {
+	case SeverityInfo:
+		return 1
+	case SeverityWarn:
+		return 2
+	case SeverityCrit:
+		return 3
+	}
+	return 0
+}
+
+// Finding is one answer a step's output gave: "/ 97% full, 1.2 GiB free".
+type Finding struct {
+	// Rule is the name of the playbook's finding rule.
+	Rule     string   `json:"rule"`
+	Severity Severity `json:"severity"`
+	Message  string   `json:"message"`
+	// Value is the number the rule compared with its thresholds.
+	Value *float64 `json:"value,omitempty"`
 }
 
 // OK reports whether the step ran to completion and exited 0, or was
