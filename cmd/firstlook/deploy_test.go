@@ -131,10 +131,10 @@ func TestSystemdConfigReadsCredentials(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := cfg.PagerDuty.APIToken.value(); got != secrets["pagerduty-api-token"] {
+	if got := cfg.PagerDuty.APIToken.Value(); got != secrets["pagerduty-api-token"] {
 		t.Errorf("pagerduty api token: got %q", got)
 	}
-	if got := cfg.Slack.BotToken.value(); got != secrets["slack-bot-token"] {
+	if got := cfg.Slack.BotToken.Value(); got != secrets["slack-bot-token"] {
 		t.Errorf("slack bot token: got %q", got)
 	}
 	if ws := cfg.webhookSecrets(); len(ws) != 1 || ws[0] != secrets["pagerduty-webhook-secret"] {
