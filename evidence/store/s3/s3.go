@@ -326,6 +326,11 @@ func (s *Store) objectKey(key string) (string, error) {
 // any other text as UTF-8 plain text (never HTML: evidence holds what a
 // host printed, which an attacker may control); the rest as bytes.
 func contentType(key string, body []byte) string {
+	if path.Base(key) == "index.html" {
+		// The bundle's page (evidence.PageFile), which firstlook
+		// renders with everything escaped; only it is served as HTML.
+		return "text/html; charset=utf-8"
+	}
 	switch path.Ext(key) {
 	case ".json":
 		return "application/json"
