@@ -107,18 +107,17 @@ func TestPageEscapesAndMarks(t *testing.T) {
 func TestFanoutPage(t *testing.T) {
 	var runs []evidence.FanoutRun
 	var bundles []*evidence.Bundle
-	for i, exit := range []int{0, 2, 0} {
+	for i, pct := range []int{41, 97, 39} {
 		start := time.Date(2026, 11, 23, 3, 0, i, 0, time.UTC)
 		host := fmt.Sprintf("web-%d", i+1)
 		b := &evidence.Bundle{Manifest: evidence.Manifest{RunID: evidence.RunID(start, host, "disk"),
 			Incident: evidence.Incident{Source: "pagerduty", ID: "P1", Title: "disk"},
 			Host:     evidence.Host{Name: host}, Playbook: evidence.Playbook{Name: "disk"},
 			Status: evidence.StatusOK, StartedAt: start, EndedAt: start.Add(time.Second), Group: "group web"}}
-		if exit != 0 {
-			b.Manifest.Status = evidence.StatusFailed
-		}
-		out := "/var 41%\n"
-		b.Manifest.Steps = []evidence.Step{{Name: "df", Command: "df", ExitCode: exit, Stdout: b.SetOutput("steps/01-df.stdout", []byte(out), int64(len(out)))}}
+		out := fmt.Sprintf("/var %d%%\n", pct)
+		// Fan-out compares the values of the steps' finding rules.
+		b.Manifest.Steps = []evidence.Step{{Name: "df", Command: "df", Stdout: b.SetOutput("steps/01-df.stdout", []byte(out), int64(len(out))),
+			Values: map[string]float64{"use": float64(pct)}}}
 		runs = append(runs, evidence.FanoutRun{Bundle: b})
 		bundles = append(bundles, b)
 	}
@@ -130,9 +129,8 @@ func TestFanoutPage(t *testing.T) {
 	}
 	html := string(page)
 	for _, want := range []string{
-		"disk on group web: 3 hosts, 2 ok, 1 differ",
-		"<strong>web-2</strong>: failed (df) where 2 of 3 hosts passed",
-		"<strong>web-2</strong> — step df: exit 2 where 2 of 3 hosts exit 0",
+		"disk on group web: 3 hosts, 3 ok, 1 differ",
+		"<strong>web-2</strong> — step df: use 97 where its 2 peers show 39–41",
 		`<a href="../20261123T030001.000Z-web-2-disk/index.html">web-2</a>`,
 		`<tr class="differs">`,
 	} {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/firstlook/firstlook/evidence"
 	"github.com/firstlook/firstlook/runner"
+	"github.com/firstlook/firstlook/runner/failpoint"
 )
 
 // sink is a publisher that keeps what it was sent and, like the real
@@ -22,7 +23,7 @@ type sink struct {
 
 func (s *sink) Sink() string { return s.name }
 
-func (s *sink) Publish(_ context.Context, rep evidence.Report, _ runner.IncidentState, again bool) error {
+func (s *sink) Publish(_ context.Context, rep evidence.Report, _ evidence.IncidentState, again bool) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.calls++
@@ -67,14 +68,13 @@ func TestPublishExactlyOnce(t *testing.T) {
 				Playbooks:  loadPlaybooks(t, map[string]string{"p.yaml": basic}),
 				Dialer:     fixed(nil),
 				Store:      e.store,
-				Publishers: []runner.Publisher{pd, sl},
-				Failpoints: func(p string) bool { return p == point && fired.CompareAndSwap(false, true) },
+				Publishers: []evidence.Publisher{pd, sl},
 				Log:        quiet(),
 			})
 			if err != nil {
 				t.Fatal(err)
 			}
-			ctx, cancel := context.WithCancel(context.Background())
+			ctx, cancel := context.WithCancel(failpoint.With(context.Background(), func(p string) bool { return p == point && fired.CompareAndSwap(false, true) }))
 			done := make(chan error, 1)
 			go func() { done <- r.Run(ctx) }()
 			defer func() { cancel(); <-done }()

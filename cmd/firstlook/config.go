@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -18,6 +19,7 @@ import (
 	"github.com/firstlook/firstlook/evidence/store/dir"
 	"github.com/firstlook/firstlook/evidence/store/s3"
 	"github.com/firstlook/firstlook/evidence/store/spool"
+	"github.com/firstlook/firstlook/evidence/webhook"
 	"github.com/firstlook/firstlook/hooks/pagerduty"
 	"github.com/firstlook/firstlook/playbooks/library"
 	"github.com/firstlook/firstlook/playbooks/yamlfile"
@@ -51,6 +53,7 @@ type Config struct {
 	Playbooks PlaybooksConfig `yaml:"playbooks"`
 	Evidence  EvidenceConfig  `yaml:"evidence"`
 	Slack     SlackConfig     `yaml:"slack"`
+	Webhook   WebhookConfig   `yaml:"webhook"`
 	Runner    runner.Config   `yaml:"runner"`
 	// Params are per-service playbook parameter overrides: service name or
 	// id → parameter → value.
@@ -114,6 +117,15 @@ type SlackConfig struct {
 	BotTokenFile string `yaml:"bot_token_file"`
 }
 
+// WebhookConfig is the webhook section: the sink's Config and the secret
+// that signs its requests. The sink is on when url is set.
+type WebhookConfig struct {
+	webhook.Config `yaml:",inline"`
+	// Secret signs every request (HMAC-SHA256); the receiver holds the
+	// same.
+	Secret Secret `yaml:"secret"`
+}
+
 // InventoryConfig is the inventory section: the static inventory (a file
 // or inline), and optionally EC2, looked up after it.
 type InventoryConfig struct {
@@ -121,6 +133,26 @@ type InventoryConfig struct {
 	// EC2 resolves instance ids, Name tags and private IPs with
 	// DescribeInstances; its bastions are the static inventory's.
 	EC2 *ec2.Config `yaml:"ec2"`
+}
+
+// Inventory sources, in the order they are asked: what the operators wrote
+// down wins over what a cloud API reports.
+const (
+	sourceStatic = "static"
+	sourceEC2    = "ec2"
+)
+
+// sources are the configured sources, in order. A new source is a key in
+// InventoryConfig, an entry here and a case in Config.inventory.
+func (c InventoryConfig) sources() []string {
+	var out []string
+	if c.File != "" || len(c.Hosts) > 0 || len(c.Bastions) > 0 {
+		out = append(out, sourceStatic)
+	}
+	if c.EC2 != nil {
+		out = append(out, sourceEC2)
+	}
+	return out
 }
 
 // Validate checks both parts; with EC2 the static part may hold only
@@ -206,7 +238,7 @@ func parseConfig(name string, b []byte, base string) (*Config, yamlfile.List) {
 	cfg.root = root
 	d.Decode(root, "", cfg)
 	cfg.applyDefaults(base)
-	cfg.fileSecrets(root)
+	cfg.fileSecrets(d, root)
 	for _, s := range secrets(cfg) {
 		s.resolve(d, base)
 	}
@@ -219,18 +251,22 @@ func parseConfig(name string, b []byte, base string) (*Config, yamlfile.List) {
 }
 
 // fileSecrets turns the older *_file keys into file secrets.
-func (c *Config) fileSecrets(root *yaml.Node) {
+func (c *Config) fileSecrets(d *yamlfile.Decoder, root *yaml.Node) {
 	pd := &c.PagerDuty
 	for i, f := range pd.WebhookSecretFiles {
 		where := fmt.Sprintf("pagerduty.webhook_secret_files[%d]", i)
 		n, _ := yamlfile.Node(root, where)
 		pd.WebhookSecrets = append(pd.WebhookSecrets, newFileSecret(where, f, n))
 	}
-	if pd.APITokenFile != "" {
+	if pd.APITokenFile != "" && pd.APIToken.node != nil {
+		d.Fail(yamlfile.KeyNode(root, "pagerduty.api_token_file"), "pagerduty", "api_token and api_token_file: set one (api_token: {file: path} is the same as api_token_file)")
+	} else if pd.APITokenFile != "" {
 		n := yamlfile.KeyNode(root, "pagerduty.api_token_file")
 		pd.APIToken = newFileSecret("pagerduty.api_token_file", pd.APITokenFile, n)
 	}
-	if c.Slack.BotTokenFile != "" {
+	if c.Slack.BotTokenFile != "" && c.Slack.BotToken.node != nil {
+		d.Fail(yamlfile.KeyNode(root, "slack.bot_token_file"), "slack", "bot_token and bot_token_file: set one (bot_token: {file: path} is the same as bot_token_file)")
+	} else if c.Slack.BotTokenFile != "" {
 		n := yamlfile.KeyNode(root, "slack.bot_token_file")
 		c.Slack.BotToken = newFileSecret("slack.bot_token_file", c.Slack.BotTokenFile, n)
 	}
@@ -316,6 +352,12 @@ func (c *Config) problems() []error {
 	if c.Slack.BotToken.IsSet() {
 		check("slack", c.Slack.Validate())
 	}
+	if c.Webhook.URL != "" {
+		check("webhook", c.Webhook.Validate())
+		if !c.Webhook.Secret.IsSet() {
+			check("webhook.secret", errors.New("required: the receiver verifies every request with it (openssl rand -hex 32)"))
+		}
+	}
 	if c.Evidence.S3 != nil {
 		check("evidence.s3", c.Evidence.S3.Validate())
 	} else {
@@ -332,6 +374,13 @@ func (c *Config) problems() []error {
 		}
 	}
 	return errs
+}
+
+// logWarnings logs what validate would warn about, once at start.
+func (c *Config) logWarnings(log *slog.Logger) {
+	for _, w := range c.Warnings {
+		log.Warn(w.Error())
+	}
 }
 
 // requireIntake checks what only serve needs.

@@ -28,7 +28,9 @@ func serveCmd(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	return Serve(ctx, ServeOptions{Config: cfg, Log: newLogger(cfg, stderr), Stderr: stderr})
+	log := newLogger(cfg, stderr)
+	cfg.logWarnings(log)
+	return Serve(ctx, ServeOptions{Config: cfg, Log: log, Stderr: stderr})
 }
 
 // ServeOptions are serve's inputs; tests build them to run the daemon in
@@ -44,9 +46,6 @@ type ServeOptions struct {
 	// NoWorkers runs the intake alone: jobs are stored and stay queued.
 	// The benchmark uses it to measure the intake by itself.
 	NoWorkers bool
-	// Failpoints, in tests only, stops a job dead at the named points
-	// (see runner.Options.Failpoints).
-	Failpoints func(point string) bool
 	// Stderr is where audit lines go when audit.file is stderr (default
 	// os.Stderr).
 	Stderr io.Writer
@@ -95,7 +94,6 @@ func Serve(ctx context.Context, opts ServeOptions) error {
 	ro := cfg.runnerOptions(p, log.With("component", "runner"))
 	ro.Jobs = runner.QueueJobs(q)
 	ro.State = q.State()
-	ro.Failpoints = opts.Failpoints
 	ro.Events = events{runnerEvents{m: met, now: time.Now}, aud}
 	if ro.Dialer != nil {
 		ro.Dialer = dialer{next: ro.Dialer, m: met}

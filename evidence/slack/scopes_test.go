@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/firstlook/firstlook/evidence"
 	"github.com/firstlook/firstlook/evidence/slack"
 	"github.com/firstlook/firstlook/evidence/slack/slacktest"
 )
@@ -104,7 +105,7 @@ func TestCheck(t *testing.T) {
 		missing string
 	}{
 		{"all", cfg, cfg.Scopes(), ""},
-		{"more than needed", cfg, slacktest.AllScopes, ""},
+		{"more than needed", cfg, slacktest.AllScopes(), ""},
 		{"two missing", cfg, []string{"chat:write", "files:write", "channels:manage", "channels:read", "channels:history"}, "channels:join, usergroups:read"},
 		{"private channel-less", slack.Config{Channel: "C0INCIDNT"}, []string{"chat:write", "files:write", "groups:history"}, ""},
 		{"channel-less without history", slack.Config{Channel: "C0INCIDNT"}, []string{"chat:write", "files:write"}, "channels:history"},
@@ -124,7 +125,7 @@ func TestCheck(t *testing.T) {
 		})
 	}
 	p, _ := newPublisher(t, srv, cfg, "xoxb-wrong")
-	if err := p.Check(context.Background()); !slack.IsPermanent(err) || !strings.Contains(err.Error(), "invalid_auth") {
+	if err := p.Check(context.Background()); !errors.Is(err, evidence.ErrPermanent) || !strings.Contains(err.Error(), "invalid_auth") {
 		t.Errorf("Check with a bad token: %v, want invalid_auth", err)
 	}
 }

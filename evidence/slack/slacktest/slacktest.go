@@ -44,13 +44,15 @@ const (
 	Token = "xoxb-slacktest-0000-all-scopes"
 )
 
-// AllScopes are the bot scopes the fake knows, each checked by the methods
-// whose documentation lists it.
-var AllScopes = []string{
-	"channels:history", "channels:join", "channels:manage", "channels:read",
-	"channels:write.invites", "chat:write", "chat:write.public", "files:write",
-	"groups:history", "groups:read", "groups:write", "groups:write.invites",
-	"usergroups:read",
+// AllScopes returns the bot scopes the fake knows, each checked by the
+// methods whose documentation lists it (a new slice each call).
+func AllScopes() []string {
+	return []string{
+		"channels:history", "channels:join", "channels:manage", "channels:read",
+		"channels:write.invites", "chat:write", "chat:write.public", "files:write",
+		"groups:history", "groups:read", "groups:write", "groups:write.invites",
+		"usergroups:read",
+	}
 }
 
 // Channel is a conversation as the fake holds it.
@@ -130,6 +132,7 @@ type Server struct {
 	tickets    map[string]string     // upload ticket → file id
 	calls      map[string]int
 	rateLimits map[string][]time.Duration
+	lose       map[string]int
 	failures   map[string][]string
 	lastTS     int64 // microseconds
 	seq        int
@@ -159,9 +162,10 @@ func NewServer() *Server {
 		tickets:    map[string]string{},
 		calls:      map[string]int{},
 		rateLimits: map[string][]time.Duration{},
+		lose:       map[string]int{},
 		failures:   map[string][]string{},
 	}
-	s.AddToken(Token, AllScopes...)
+	s.AddToken(Token, AllScopes()...)
 	s.AddToken(AppToken, "connections:write")
 	mux := http.NewServeMux()
 	mux.HandleFunc("/api/{method}", s.serveAPI)
@@ -268,6 +272,16 @@ func (s *Server) Fail(method, code string, n int) {
 	for range n {
 		s.failures[method] = append(s.failures[method], code)
 	}
+}
+
+// Lose makes the next n calls of method do their work and then lose the
+// answer: HTTP 502, as a proxy in front of Slack answers when the backend
+// acted but its answer did not come back. The caller cannot know the call
+// took effect; a retried publish must find what landed.
+func (s *Server) Lose(method string, n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.lose[method] += n
 }
 
 // Calls returns how many requests method received, rate-limited and failed
