@@ -8,7 +8,10 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/firstlook/firstlook/hooks/pagerduty"
 	"github.com/firstlook/firstlook/runner"
@@ -27,7 +30,7 @@ func serveCmd(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	log := newLogger(cfg, stderr)
 	cfg.logWarnings(log)
-	return Serve(ctx, ServeOptions{Config: cfg, Log: log})
+	return Serve(ctx, ServeOptions{Config: cfg, Log: log, Stderr: stderr})
 }
 
 // ServeOptions are serve's inputs; tests build them to run the daemon in
@@ -43,6 +46,9 @@ type ServeOptions struct {
 	// NoWorkers runs the intake alone: jobs are stored and stay queued.
 	// The benchmark uses it to measure the intake by itself.
 	NoWorkers bool
+	// Stderr is where audit lines go when audit.file is stderr (default
+	// os.Stderr).
+	Stderr io.Writer
 }
 
 // Serve runs the intake and the workers until ctx ends, then shuts down in
@@ -67,9 +73,31 @@ func Serve(ctx context.Context, opts ServeOptions) error {
 	}
 	defer q.Close()
 
+	// Metrics and the audit log: the intake, the queue and the spool are
+	// read at scrape time; the runner and SSH report through small
+	// wrappers (see metrics.go, audit.go).
+	met := newMetrics()
+	met.watchQueue(q)
+	if p.spool != nil {
+		met.watchSpool(p.spool)
+	}
+	auditTo := opts.Stderr
+	if auditTo == nil {
+		auditTo = os.Stderr
+	}
+	aud, closeAudit, err := openAudit(cfg, auditTo)
+	if err != nil {
+		return err
+	}
+	defer closeAudit()
+
 	ro := cfg.runnerOptions(p, log.With("component", "runner"))
 	ro.Jobs = runner.QueueJobs(q)
 	ro.State = q.State()
+	ro.Events = events{runnerEvents{m: met, now: time.Now}, aud}
+	if ro.Dialer != nil {
+		ro.Dialer = dialer{next: ro.Dialer, m: met}
+	}
 	r, err := runner.New(ro)
 	if err != nil {
 		return err
@@ -80,10 +108,10 @@ func Serve(ctx context.Context, opts ServeOptions) error {
 		return fmt.Errorf("pagerduty: %w", err)
 	}
 	mux := http.NewServeMux()
-	mux.Handle("/hooks/pagerduty", pd)
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		_, _ = io.WriteString(w, "ok\n")
-	})
+	mux.Handle("/hooks/pagerduty", met.intake("pagerduty", pd))
+	var stopping atomic.Bool
+	health(mux, q, &stopping)
+	mux.Handle("GET /metrics", met.handler())
 
 	ln := opts.Listener
 	if ln == nil {
@@ -129,7 +157,14 @@ func Serve(ctx context.Context, opts ServeOptions) error {
 	case <-ctx.Done():
 	case <-srvDone:
 	}
-	log.Info("shutting down: intake first, then workers", "grace", cfg.Runner.Grace)
+	// Not ready first, so that a load balancer stops sending webhooks
+	// here before the intake closes.
+	stopping.Store(true)
+	if d := cfg.HTTP.DrainDelay; d > 0 {
+		log.Info("not ready; draining before the intake closes", "delay", d.String())
+		time.Sleep(d)
+	}
+	log.Info("shutting down: intake first, then workers", "grace", cfg.Runner.Grace.String())
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.HTTP.ShutdownTimeout)
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil {
