@@ -490,8 +490,8 @@ func (r *Redactor) RedactString(s string) (string, int) {
 	return string(b), n
 }
 
-// RedactBundle redacts every output file, command, error and the
-// incident title in b, in place, and records each step's count in
+// RedactBundle redacts every output file, command, error, finding and
+// the incident title in b, in place, and records each step's count in
 // Step.Redactions. Checksums and kept sizes describe the redacted files,
 // which are what is stored.
 func (r *Redactor) RedactBundle(b *Bundle) {
@@ -505,6 +505,10 @@ func (r *Redactor) RedactBundle(b *Bundle) {
 		n += k
 		st.Error, k = r.RedactString(st.Error)
 		n += k
+		for j := range st.Findings {
+			st.Findings[j].Message, k = r.RedactString(st.Findings[j].Message)
+			n += k
+		}
 		st.Script, k = r.RedactString(st.Script)
 		n += k
 		for _, o := range []*Output{&st.Stdout, &st.Stderr} {
