@@ -138,9 +138,23 @@ func encodedKey(s []byte) bool {
 	return bytes.Contains(dec[:n], []byte("PRIVATE KEY"))
 }
 
-// lettersAndDigits accepts a value with both, as generated tokens have.
+// lettersAndDigits accepts a value that looks generated: letters and
+// digits, or 16 or more letters, a quarter to three quarters capitals,
+// with the entropy of random text (not a CamelCase name).
 func lettersAndDigits(s []byte) bool {
-	return bytes.ContainsAny(s, "0123456789") && bytes.IndexFunc(s, func(r rune) bool { return 'a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' }) >= 0
+	has := func(lo, hi rune) bool { return bytes.IndexFunc(s, func(r rune) bool { return lo <= r && r <= hi }) >= 0 }
+	letters := has('a', 'z') || has('A', 'Z')
+	if has('0', '9') {
+		return letters
+	}
+	upper := 0
+	for _, c := range s {
+		if 'A' <= c && c <= 'Z' {
+			upper++
+		}
+	}
+	// CamelCase capitals start words: a fifth of the letters or fewer.
+	return len(s) >= 16 && 4*upper >= len(s) && 4*upper <= 3*len(s) && entropy(s) > 3.5
 }
 
 // tokenLike rejects words that follow "Bearer" or "Basic" in prose.

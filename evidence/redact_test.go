@@ -107,3 +107,21 @@ func FuzzRedactIdempotent(f *testing.F) {
 		}
 	})
 }
+
+// TestRedactTokenValues: under a key name ending in token, _pat or _key,
+// a generated-looking value goes, a word or a number stays.
+func TestRedactTokenValues(t *testing.T) {
+	r, _ := evidence.NewRedactor(evidence.RedactConfig{})
+	for in, want := range map[string]string{
+		"CI_JOB_TOKEN=dMmYqAnNsMEQQrpbuJmy": "CI_JOB_TOKEN=[REDACTED:token]",
+		"CI_JOB_TOKEN=4kd93ndk2kd9dj3kd9s2": "CI_JOB_TOKEN=[REDACTED:token]",
+		"sort_key=created_at":               "sort_key=created_at",
+		"max_token: 40960000":               "max_token: 40960000",
+		"token_type=access":                 "token_type=access",
+		"provider_key: TokenProviderImpl":   "provider_key: TokenProviderImpl",
+	} {
+		if got, _ := r.RedactString(in); got != want {
+			t.Errorf("%q: got %q, want %q", in, got, want)
+		}
+	}
+}
