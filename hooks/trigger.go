@@ -25,6 +25,10 @@ type Trigger struct {
 	Incident Incident `json:"incident"`
 	// Hints name the affected host(s) where the payload says so.
 	Hints Hints `json:"hints,omitzero"`
+	// Alert names what a resolve resolves when it is not the incident
+	// itself: a CloudWatch alarm raises a new incident each time it goes
+	// to ALARM, and its OK names the alarm. Empty: the incident.
+	Alert string `json:"alert,omitempty"`
 	// Labels are the payload's key/value labels, if the source has any.
 	Labels map[string]string `json:"labels,omitempty"`
 	// ReceivedAt is when firstlook received the delivery.

@@ -411,6 +411,16 @@ func (r *Runner) runOnce(ctx context.Context, t hooks.Trigger, run Run) error {
 			return err
 		}
 		defer unlock()
+		// Last look before the run starts: an incident that resolved
+		// meanwhile is not diagnosed (its host may be a healthy
+		// replacement by now). A run already started finishes.
+		if err := r.resolvedFirst(ctx, t); err != nil {
+			if _, ok := errors.AsType[*ResolvedError](err); !ok {
+				return err
+			}
+			log.Info("incident resolved before the run started; not running it", "why", err)
+			run.Err = err
+		}
 	}
 	b := r.Execute(ctx, t, run)
 	if ctx.Err() != nil {

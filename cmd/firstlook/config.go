@@ -481,12 +481,10 @@ func (c *Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-// requireIntake checks what only serve needs.
+// requireIntake checks what only serve needs: at least one alert source.
 func (c *Config) requireIntake() error {
-	if len(c.PagerDuty.WebhookSecrets) == 0 {
-		return errors.New("pagerduty.webhook_secrets: required to verify webhooks (set it from the environment: [\"${PAGERDUTY_WEBHOOK_SECRET}\"])")
-	}
-	return nil
+	_, err := c.sources(false)
+	return err
 }
 
 func (c *Config) webhookSecrets() []string {

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"sync"
 
+	"github.com/firstlook/firstlook/hooks"
 	"github.com/firstlook/firstlook/hooks/pagerduty"
 	"github.com/firstlook/firstlook/runner"
 	"github.com/firstlook/firstlook/runner/queue"
@@ -77,12 +78,20 @@ func Serve(ctx context.Context, opts ServeOptions) error {
 		return err
 	}
 
-	pd, err := pagerduty.NewHandler(cfg.PagerDuty.Config, cfg.webhookSecrets(), q, log.With("component", "intake"))
+	srcs, err := cfg.sources(false)
 	if err != nil {
-		return fmt.Errorf("pagerduty: %w", err)
+		return err
 	}
 	mux := http.NewServeMux()
-	mux.Handle("/hooks/pagerduty", pd)
+	intakeLog := log.With("component", "intake")
+	res := runner.Resolutions(q.State())
+	for _, src := range srcs {
+		h := hooks.NewHandler(src, hooks.Options{Queue: q, Resolver: res, Log: intakeLog})
+		// The exact path, and below it for sources that take a token
+		// as the last path segment (Mackerel).
+		mux.Handle("/hooks/"+src.Name(), h)
+		mux.Handle("/hooks/"+src.Name()+"/", h)
+	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = io.WriteString(w, "ok\n")
 	})
@@ -142,4 +151,40 @@ func Serve(ctx context.Context, opts ServeOptions) error {
 	wg.Wait()
 	log.Info("stopped")
 	return errors.Join(srvErr, runErr)
+}
+
+// sources builds the configured alert sources. This is the one list of
+// every source firstlook has: a new source is one line here (and its
+// section in Config). With replay, every source is built, configured or
+// not, with placeholder credentials: replay parses and never
+// authenticates.
+func (c *Config) sources(replay bool) ([]hooks.Source, error) {
+	var out []hooks.Source
+	var errs []error
+	add := func(section string, configured bool, build func(creds bool) (hooks.Source, error)) {
+		if !configured && !replay {
+			return
+		}
+		src, err := build(!replay)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", section, err))
+			return
+		}
+		out = append(out, src)
+	}
+	add("pagerduty", len(c.PagerDuty.WebhookSecrets) > 0, func(creds bool) (hooks.Source, error) {
+		return pagerduty.New(c.PagerDuty.Config, placeholder(creds, c.webhookSecrets()))
+	})
+	if len(out) == 0 && len(errs) == 0 && !replay {
+		return nil, errors.New("no alert source configured: set pagerduty.webhook_secrets (from the environment: [\"${PAGERDUTY_WEBHOOK_SECRET}\"]), or an alertmanager, mackerel or sns section")
+	}
+	return out, errors.Join(errs...)
+}
+
+// placeholder is creds, or for replay a credential that is never checked.
+func placeholder(creds bool, secrets []string) []string {
+	if creds {
+		return secrets
+	}
+	return []string{"replay: not checked"}
 }

@@ -1,10 +1,15 @@
-// Package hookstest gives tests and benchmarks the real sample payloads in
-// testdata/webhooks and signs bodies the way PagerDuty does.
+// Package hookstest serves every alert source to tests and benchmarks: the
+// real sample payloads in testdata/webhooks, requests built and signed the
+// way each sender does, an in-memory queue, and Run, the contract every
+// source keeps.
 package hookstest
 
 import (
+	"bytes"
 	"embed"
 	"encoding/json"
+	"net/http"
+	"net/http/httptest"
 	"path"
 	"testing"
 
@@ -69,4 +74,14 @@ func PagerDutyVectors(tb testing.TB) Vectors {
 func CapturedSecret(tb testing.TB) string {
 	tb.Helper()
 	return PagerDutyVectors(tb).Sets[0].Secret
+}
+
+// PagerDutyRequest returns a POST of body to /hooks/pagerduty signed with
+// secret, as PagerDuty sends it.
+func PagerDutyRequest(body []byte, secret, delivery string) *http.Request {
+	r := httptest.NewRequest(http.MethodPost, "/hooks/pagerduty", bytes.NewReader(body))
+	r.Header.Set("Content-Type", "application/json")
+	r.Header.Set("X-PagerDuty-Signature", pagerduty.Sign(body, secret))
+	r.Header.Set("X-Webhook-Id", delivery)
+	return r
 }
