@@ -21,6 +21,7 @@ import (
 	"github.com/firstlook/firstlook/evidence/store/dir"
 	"github.com/firstlook/firstlook/evidence/store/s3"
 	"github.com/firstlook/firstlook/evidence/store/spool"
+	"github.com/firstlook/firstlook/hooks/alertmanager"
 	"github.com/firstlook/firstlook/hooks/pagerduty"
 	"github.com/firstlook/firstlook/playbooks/library"
 	"github.com/firstlook/firstlook/runner"
@@ -45,6 +46,9 @@ type Config struct {
 
 	HTTP      HTTPConfig      `yaml:"http"`
 	PagerDuty PagerDutyConfig `yaml:"pagerduty"`
+	// Alertmanager, Mackerel and SNS are alert sources besides PagerDuty;
+	// each is on when its section is present.
+	Alertmanager *alertmanager.Config `yaml:"alertmanager"`
 	Queue     queue.Config    `yaml:"queue"`
 	Inventory InventoryConfig `yaml:"inventory"`
 	SSH       ssh.Config      `yaml:"ssh"`
@@ -365,6 +369,9 @@ func (c *Config) applyDefaults(base string) {
 		c.PagerDuty.WebhookSecretFiles[i] = abs(c.PagerDuty.WebhookSecretFiles[i])
 	}
 	c.PagerDuty.APITokenFile = abs(c.PagerDuty.APITokenFile)
+	if c.Alertmanager != nil {
+		c.Alertmanager.Paths(abs)
+	}
 	c.Slack.BotTokenFile = abs(c.Slack.BotTokenFile)
 	c.Inventory.File = abs(c.Inventory.File)
 	for i := range c.SSH.KnownHosts {
@@ -456,6 +463,9 @@ func (c *Config) Validate() error {
 		if c.PagerDuty.APIToken == "" {
 			check("pagerduty.notes", errors.New("needs pagerduty.api_token (or api_token_file) with write access to incidents"))
 		}
+	}
+	if c.Alertmanager != nil {
+		check("alertmanager", c.Alertmanager.Validate())
 	}
 	check("queue", c.Queue.Validate())
 	check("inventory", c.Inventory.Validate())

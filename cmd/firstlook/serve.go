@@ -11,6 +11,7 @@ import (
 	"sync"
 
 	"github.com/firstlook/firstlook/hooks"
+	"github.com/firstlook/firstlook/hooks/alertmanager"
 	"github.com/firstlook/firstlook/hooks/pagerduty"
 	"github.com/firstlook/firstlook/runner"
 	"github.com/firstlook/firstlook/runner/queue"
@@ -175,10 +176,28 @@ func (c *Config) sources(replay bool) ([]hooks.Source, error) {
 	add("pagerduty", len(c.PagerDuty.WebhookSecrets) > 0, func(creds bool) (hooks.Source, error) {
 		return pagerduty.New(c.PagerDuty.Config, placeholder(creds, c.webhookSecrets()))
 	})
+	add("alertmanager", c.Alertmanager != nil, func(creds bool) (hooks.Source, error) {
+		return alertmanager.New(withPlaceholder(creds, c.Alertmanager, func(c *alertmanager.Config) {
+			c.BearerTokens, c.BearerTokenFiles, c.BasicAuth = []hooks.Secret{"replay"}, nil, nil
+		}))
+	})
 	if len(out) == 0 && len(errs) == 0 && !replay {
 		return nil, errors.New("no alert source configured: set pagerduty.webhook_secrets (from the environment: [\"${PAGERDUTY_WEBHOOK_SECRET}\"]), or an alertmanager, mackerel or sns section")
 	}
 	return out, errors.Join(errs...)
+}
+
+// withPlaceholder is *cfg (zero when nil), or for replay a copy with
+// credentials that are never checked set by fill.
+func withPlaceholder[C any](creds bool, cfg *C, fill func(*C)) C {
+	var c C
+	if cfg != nil {
+		c = *cfg
+	}
+	if !creds {
+		fill(&c)
+	}
+	return c
 }
 
 // placeholder is creds, or for replay a credential that is never checked.
