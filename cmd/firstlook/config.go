@@ -46,19 +46,20 @@ type Config struct {
 
 	HTTP      HTTPConfig      `yaml:"http"`
 	PagerDuty PagerDutyConfig `yaml:"pagerduty"`
-	// Alertmanager, Mackerel and SNS are alert sources besides PagerDuty;
-	// each is on when its section is present.
-	Alertmanager *alertmanager.Config `yaml:"alertmanager"`
-	Queue        queue.Config         `yaml:"queue"`
-	Inventory    InventoryConfig      `yaml:"inventory"`
-	SSH          ssh.Config           `yaml:"ssh"`
-	Playbooks    PlaybooksConfig      `yaml:"playbooks"`
-	Evidence     EvidenceConfig       `yaml:"evidence"`
-	Slack        SlackConfig          `yaml:"slack"`
-	Runner       runner.Config        `yaml:"runner"`
+	Queue     queue.Config    `yaml:"queue"`
+	Inventory InventoryConfig `yaml:"inventory"`
+	SSH       ssh.Config      `yaml:"ssh"`
+	Playbooks PlaybooksConfig `yaml:"playbooks"`
+	Evidence  EvidenceConfig  `yaml:"evidence"`
+	Slack     SlackConfig     `yaml:"slack"`
+	Runner    runner.Config   `yaml:"runner"`
 	// Params are per-service playbook parameter overrides: service name or
 	// id → parameter → value.
 	Params map[string]map[string]string `yaml:"params"`
+
+	// Alert sources besides PagerDuty; each is on when its section is
+	// present (hooks/<source> documents it).
+	Alertmanager *alertmanager.Config `yaml:"alertmanager"`
 
 	// path is the file the config came from; relative paths in it are
 	// relative to its directory.
