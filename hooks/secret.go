@@ -3,6 +3,7 @@ package hooks
 import (
 	"crypto/subtle"
 	"fmt"
+	"net/http"
 	"os"
 	"strings"
 )
@@ -64,4 +65,65 @@ func MatchAny(got string, want []string) bool {
 		ok |= subtle.ConstantTimeCompare([]byte(got), []byte(w))
 	}
 	return ok == 1 && got != ""
+}
+
+// BasicAuth is one accepted basic-auth username and password, as a
+// source's configuration lists them (several while rotating).
+type BasicAuth struct {
+	Username     string `yaml:"username"`
+	Password     Secret `yaml:"password"`
+	PasswordFile string `yaml:"password_file"`
+}
+
+// ValidateBasicAuth reports an entry without a username, or without
+// exactly one of password and password_file.
+func ValidateBasicAuth(field string, list []BasicAuth) error {
+	for i, b := range list {
+		switch {
+		case b.Username == "":
+			return fmt.Errorf("%s[%d].username: required", field, i)
+		case (b.Password == "") == (b.PasswordFile == ""):
+			return fmt.Errorf("%s[%d]: set password or password_file, one of them", field, i)
+		}
+	}
+	return nil
+}
+
+// BasicAuthPaths applies abs to the password files of list.
+func BasicAuthPaths(list []BasicAuth, abs func(string) string) {
+	for i := range list {
+		list[i].PasswordFile = abs(list[i].PasswordFile)
+	}
+}
+
+// BasicCredentials reads list (password files included) into the form
+// MatchBasic compares.
+func BasicCredentials(field string, list []BasicAuth) ([]string, error) {
+	var out []string
+	for i, b := range list {
+		var files []string
+		if b.PasswordFile != "" {
+			files = []string{b.PasswordFile}
+		}
+		pw, err := ReadSecrets(fmt.Sprintf("%s[%d].password", field, i), []Secret{b.Password}, files)
+		if err != nil {
+			return nil, err
+		}
+		if len(pw) == 0 {
+			return nil, fmt.Errorf("%s[%d]: empty password", field, i)
+		}
+		out = append(out, b.Username+"\x00"+pw[0])
+	}
+	return out, nil
+}
+
+// MatchBasic reports whether r carries basic-auth credentials at all, and
+// whether they are one of creds (from BasicCredentials), compared in
+// constant time.
+func MatchBasic(r *http.Request, creds []string) (present, ok bool) {
+	user, pw, present := r.BasicAuth()
+	if !present {
+		return false, false
+	}
+	return true, MatchAny(user+"\x00"+pw, creds)
 }

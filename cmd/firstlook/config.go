@@ -22,6 +22,7 @@ import (
 	"github.com/firstlook/firstlook/evidence/store/s3"
 	"github.com/firstlook/firstlook/evidence/store/spool"
 	"github.com/firstlook/firstlook/hooks/alertmanager"
+	"github.com/firstlook/firstlook/hooks/mackerel"
 	"github.com/firstlook/firstlook/hooks/pagerduty"
 	"github.com/firstlook/firstlook/playbooks/library"
 	"github.com/firstlook/firstlook/runner"
@@ -60,6 +61,7 @@ type Config struct {
 	// Alert sources besides PagerDuty; each is on when its section is
 	// present (hooks/<source> documents it).
 	Alertmanager *alertmanager.Config `yaml:"alertmanager"`
+	Mackerel     *mackerel.Config     `yaml:"mackerel"`
 
 	// path is the file the config came from; relative paths in it are
 	// relative to its directory.
@@ -373,6 +375,9 @@ func (c *Config) applyDefaults(base string) {
 	if c.Alertmanager != nil {
 		c.Alertmanager.Paths(abs)
 	}
+	if c.Mackerel != nil {
+		c.Mackerel.Paths(abs)
+	}
 	c.Slack.BotTokenFile = abs(c.Slack.BotTokenFile)
 	c.Inventory.File = abs(c.Inventory.File)
 	for i := range c.SSH.KnownHosts {
@@ -467,6 +472,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Alertmanager != nil {
 		check("alertmanager", c.Alertmanager.Validate())
+	}
+	if c.Mackerel != nil {
+		check("mackerel", c.Mackerel.Validate())
 	}
 	check("queue", c.Queue.Validate())
 	check("inventory", c.Inventory.Validate())

@@ -12,6 +12,7 @@ import (
 
 	"github.com/firstlook/firstlook/hooks"
 	"github.com/firstlook/firstlook/hooks/alertmanager"
+	"github.com/firstlook/firstlook/hooks/mackerel"
 	"github.com/firstlook/firstlook/hooks/pagerduty"
 	"github.com/firstlook/firstlook/runner"
 	"github.com/firstlook/firstlook/runner/queue"
@@ -179,6 +180,11 @@ func (c *Config) sources(replay bool) ([]hooks.Source, error) {
 	add("alertmanager", c.Alertmanager != nil, func(creds bool) (hooks.Source, error) {
 		return alertmanager.New(withPlaceholder(creds, c.Alertmanager, func(c *alertmanager.Config) {
 			c.BearerTokens, c.BearerTokenFiles, c.BasicAuth = []hooks.Secret{"replay"}, nil, nil
+		}))
+	})
+	add("mackerel", c.Mackerel != nil, func(creds bool) (hooks.Source, error) {
+		return mackerel.New(withPlaceholder(creds, c.Mackerel, func(c *mackerel.Config) {
+			c.Tokens, c.TokenFiles, c.BasicAuth = []hooks.Secret{"replay: not checked"}, nil, nil
 		}))
 	})
 	if len(out) == 0 && len(errs) == 0 && !replay {

@@ -39,29 +39,17 @@ type Config struct {
 	BearerTokens     []hooks.Secret `yaml:"bearer_tokens"`
 	BearerTokenFiles []string       `yaml:"bearer_token_files"`
 	// BasicAuth are the accepted http_config.basic_auth credentials.
-	BasicAuth []BasicAuth `yaml:"basic_auth"`
+	BasicAuth []hooks.BasicAuth `yaml:"basic_auth"`
 	// HostLabels are the label keys whose value names the alert's host,
 	// tried in order; a host:port value loses its port.
 	HostLabels []string `yaml:"host_labels"`
 }
 
-// BasicAuth is one accepted username and password.
-type BasicAuth struct {
-	Username     string       `yaml:"username"`
-	Password     hooks.Secret `yaml:"password"`
-	PasswordFile string       `yaml:"password_file"`
-}
-
 // Validate reports a configuration that cannot work. Missing credentials
 // are New's error: a config without this section is valid.
 func (c Config) Validate() error {
-	for i, b := range c.BasicAuth {
-		switch {
-		case b.Username == "":
-			return fmt.Errorf("basic_auth[%d].username: required", i)
-		case (b.Password == "") == (b.PasswordFile == ""):
-			return fmt.Errorf("basic_auth[%d]: set password or password_file, one of them", i)
-		}
+	if err := hooks.ValidateBasicAuth("basic_auth", c.BasicAuth); err != nil {
+		return err
 	}
 	for i, k := range c.HostLabels {
 		if strings.TrimSpace(k) == "" {
@@ -76,9 +64,7 @@ func (c *Config) Paths(abs func(string) string) {
 	for i := range c.BearerTokenFiles {
 		c.BearerTokenFiles[i] = abs(c.BearerTokenFiles[i])
 	}
-	for i := range c.BasicAuth {
-		c.BasicAuth[i].PasswordFile = abs(c.BasicAuth[i].PasswordFile)
-	}
+	hooks.BasicAuthPaths(c.BasicAuth, abs)
 }
 
 // Webhooks is the hooks.Source of Alertmanager webhooks.
@@ -100,14 +86,11 @@ func New(cfg Config) (*Webhooks, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Webhooks{tokens: tokens, hosts: cfg.HostLabels}
-	for i, b := range cfg.BasicAuth {
-		pw, err := hooks.ReadSecrets(fmt.Sprintf("basic_auth[%d].password", i), []hooks.Secret{b.Password}, nonEmpty(b.PasswordFile))
-		if err != nil {
-			return nil, err
-		}
-		s.basic = append(s.basic, b.Username+"\x00"+pw[0])
+	basic, err := hooks.BasicCredentials("basic_auth", cfg.BasicAuth)
+	if err != nil {
+		return nil, err
 	}
+	s := &Webhooks{tokens: tokens, basic: basic, hosts: cfg.HostLabels}
 	if len(s.tokens) == 0 && len(s.basic) == 0 {
 		return nil, errors.New("no credentials: set bearer_tokens (or bearer_token_files) or basic_auth, and the same in the webhook_config's http_config")
 	}
@@ -115,13 +98,6 @@ func New(cfg Config) (*Webhooks, error) {
 		s.hosts = DefaultHostLabels
 	}
 	return s, nil
-}
-
-func nonEmpty(f string) []string {
-	if f == "" {
-		return nil
-	}
-	return []string{f}
 }
 
 // Name is the source's path under /hooks/.
@@ -140,8 +116,8 @@ func (s *Webhooks) Authenticate(r *http.Request, _ []byte) error {
 		}
 		return hooks.Errorf(http.StatusUnauthorized, "bearer token matches none of the configured tokens")
 	}
-	if user, pw, ok := r.BasicAuth(); ok {
-		if hooks.MatchAny(user+"\x00"+pw, s.basic) {
+	if present, ok := hooks.MatchBasic(r, s.basic); present {
+		if ok {
 			return nil
 		}
 		return hooks.Errorf(http.StatusUnauthorized, "basic-auth credentials match none of the configured ones")

@@ -20,7 +20,7 @@ func newSource(t *testing.T) *alertmanager.Webhooks {
 	t.Helper()
 	src, err := alertmanager.New(alertmanager.Config{
 		BearerTokens: []hooks.Secret{"old-token", "new-token"},
-		BasicAuth:    []alertmanager.BasicAuth{{Username: "am", Password: "pw-1"}},
+		BasicAuth:    []hooks.BasicAuth{{Username: "am", Password: "pw-1"}},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -86,7 +86,7 @@ func TestNeedsCredentials(t *testing.T) {
 			t.Errorf("got %v, want a no-credentials error", err)
 		}
 	}
-	if _, err := alertmanager.New(alertmanager.Config{BasicAuth: []alertmanager.BasicAuth{{Username: "a"}}}); err == nil || !strings.Contains(err.Error(), "basic_auth[0]") {
+	if _, err := alertmanager.New(alertmanager.Config{BasicAuth: []hooks.BasicAuth{{Username: "a"}}}); err == nil || !strings.Contains(err.Error(), "basic_auth[0]") {
 		t.Errorf("got %v, want a basic_auth error", err)
 	}
 	if _, err := alertmanager.New(alertmanager.Config{BearerTokenFiles: []string{filepath.Join(t.TempDir(), "missing")}}); err == nil || !strings.Contains(err.Error(), "bearer_token_files[0]") {
