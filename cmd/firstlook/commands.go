@@ -225,7 +225,7 @@ func replayCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
-	srcs, err := cfg.sources(true)
+	srcs, err := cfg.sources(true, newLogger(cfg, stderr))
 	if err != nil {
 		return err
 	}

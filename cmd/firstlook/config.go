@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
+	"log/slog"
 	"maps"
 	"os"
 	"path/filepath"
@@ -24,6 +25,7 @@ import (
 	"github.com/firstlook/firstlook/hooks/alertmanager"
 	"github.com/firstlook/firstlook/hooks/mackerel"
 	"github.com/firstlook/firstlook/hooks/pagerduty"
+	"github.com/firstlook/firstlook/hooks/sns"
 	"github.com/firstlook/firstlook/playbooks/library"
 	"github.com/firstlook/firstlook/runner"
 	"github.com/firstlook/firstlook/runner/inventory"
@@ -62,6 +64,7 @@ type Config struct {
 	// present (hooks/<source> documents it).
 	Alertmanager *alertmanager.Config `yaml:"alertmanager"`
 	Mackerel     *mackerel.Config     `yaml:"mackerel"`
+	SNS          *sns.Config          `yaml:"sns"`
 
 	// path is the file the config came from; relative paths in it are
 	// relative to its directory.
@@ -476,6 +479,9 @@ func (c *Config) Validate() error {
 	if c.Mackerel != nil {
 		check("mackerel", c.Mackerel.Validate())
 	}
+	if c.SNS != nil {
+		check("sns", c.SNS.Validate())
+	}
 	check("queue", c.Queue.Validate())
 	check("inventory", c.Inventory.Validate())
 	check("ssh", c.SSH.Validate())
@@ -502,7 +508,7 @@ func (c *Config) Validate() error {
 
 // requireIntake checks what only serve needs: at least one alert source.
 func (c *Config) requireIntake() error {
-	_, err := c.sources(false)
+	_, err := c.sources(false, slog.Default())
 	return err
 }
 

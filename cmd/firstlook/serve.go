@@ -14,6 +14,7 @@ import (
 	"github.com/firstlook/firstlook/hooks/alertmanager"
 	"github.com/firstlook/firstlook/hooks/mackerel"
 	"github.com/firstlook/firstlook/hooks/pagerduty"
+	"github.com/firstlook/firstlook/hooks/sns"
 	"github.com/firstlook/firstlook/runner"
 	"github.com/firstlook/firstlook/runner/queue"
 )
@@ -80,7 +81,7 @@ func Serve(ctx context.Context, opts ServeOptions) error {
 		return err
 	}
 
-	srcs, err := cfg.sources(false)
+	srcs, err := cfg.sources(false, log.With("component", "intake"))
 	if err != nil {
 		return err
 	}
@@ -160,7 +161,7 @@ func Serve(ctx context.Context, opts ServeOptions) error {
 // section in Config). With replay, every source is built, configured or
 // not, with placeholder credentials: replay parses and never
 // authenticates.
-func (c *Config) sources(replay bool) ([]hooks.Source, error) {
+func (c *Config) sources(replay bool, log *slog.Logger) ([]hooks.Source, error) {
 	var out []hooks.Source
 	var errs []error
 	add := func(section string, configured bool, build func(creds bool) (hooks.Source, error)) {
@@ -186,6 +187,11 @@ func (c *Config) sources(replay bool) ([]hooks.Source, error) {
 		return mackerel.New(withPlaceholder(creds, c.Mackerel, func(c *mackerel.Config) {
 			c.Tokens, c.TokenFiles, c.BasicAuth = []hooks.Secret{"replay: not checked"}, nil, nil
 		}))
+	})
+	add("sns", c.SNS != nil, func(creds bool) (hooks.Source, error) {
+		return sns.New(withPlaceholder(creds, c.SNS, func(c *sns.Config) {
+			c.TopicARNs = []string{"arn:aws:sns:us-east-1:000000000000:replay"}
+		}), sns.Options{Log: log})
 	})
 	if len(out) == 0 && len(errs) == 0 && !replay {
 		return nil, errors.New("no alert source configured: set pagerduty.webhook_secrets (from the environment: [\"${PAGERDUTY_WEBHOOK_SECRET}\"]), or an alertmanager, mackerel or sns section")
