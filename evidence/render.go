@@ -48,6 +48,9 @@ func Markdown(rep Report) string {
 		fmt.Fprintf(&sb, " (%s)", d)
 	}
 	sb.WriteString("\n")
+	if m.Incident.Note != "" {
+		fmt.Fprintf(&sb, "%s\n", m.Incident.Note)
+	}
 	if m.Status == StatusNotStarted {
 		fmt.Fprintf(&sb, "Why: %s\n", m.Error)
 	}
@@ -182,6 +185,9 @@ func SlackBlocks(rep Report) []slack.Block {
 	}
 	if d := runDuration(m); d > 0 {
 		ctx = append(ctx, d.String())
+	}
+	if m.Incident.Note != "" {
+		ctx = append(ctx, slackEscape(m.Incident.Note))
 	}
 	if len(ctx) > 0 {
 		blocks = append(blocks, slack.NewContextBlock("", slack.NewTextBlockObject(slack.MarkdownType, clip(strings.Join(ctx, " · "), SlackMaxSectionText), false, false)))

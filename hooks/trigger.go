@@ -29,6 +29,13 @@ type Trigger struct {
 	// itself: a CloudWatch alarm raises a new incident each time it goes
 	// to ALARM, and its OK names the alarm. Empty: the incident.
 	Alert string `json:"alert,omitempty"`
+	// Again is set when a person asked for diagnostics again (PagerDuty's
+	// "run again" action): the incident's runs start anew even though
+	// they ran, once per request (DeliveryID).
+	Again bool `json:"again,omitempty"`
+	// Note is what the run must report besides its outcome: who asked
+	// for it again, alerts the sender left out.
+	Note string `json:"note,omitempty"`
 	// Labels are the payload's key/value labels, if the source has any.
 	Labels map[string]string `json:"labels,omitempty"`
 	// ReceivedAt is when firstlook received the delivery.

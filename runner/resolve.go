@@ -95,3 +95,12 @@ func (r *Runner) resolvedFirst(ctx context.Context, t hooks.Trigger) error {
 	}
 	return &ResolvedError{At: res.At, Event: res.Event}
 }
+
+// runScope is the incident as the run state knows it: the incident, or
+// for a request to run again, that request (so the runs start anew).
+func runScope(t hooks.Trigger) string {
+	if t.Again {
+		return t.Incident.ID + "/again/" + t.DeliveryID
+	}
+	return t.Incident.ID
+}

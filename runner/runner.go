@@ -367,7 +367,7 @@ func (r *Runner) giveUp(ctx context.Context, t hooks.Trigger, run Run) error {
 // runOnce executes one planned run unless it already finished, stores its
 // bundle and marks it done.
 func (r *Runner) runOnce(ctx context.Context, t hooks.Trigger, run Run) error {
-	key := queue.Key("run", t.Source, t.Incident.ID, run.Target, run.Playbook.Name)
+	key := queue.Key("run", t.Source, runScope(t), run.Target, run.Playbook.Name)
 	log := r.log.With("incident", t.Incident.ID, "host", run.Target, "playbook", run.Playbook.Name)
 	// A claim older than the playbook's whole timeout plus slack belongs
 	// to a worker that is gone.

@@ -375,6 +375,7 @@ func (c *Config) applyDefaults(base string) {
 		c.PagerDuty.WebhookSecretFiles[i] = abs(c.PagerDuty.WebhookSecretFiles[i])
 	}
 	c.PagerDuty.APITokenFile = abs(c.PagerDuty.APITokenFile)
+	c.PagerDuty.RunAgain.Paths(abs)
 	if c.Alertmanager != nil {
 		c.Alertmanager.Paths(abs)
 	}

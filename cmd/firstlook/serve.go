@@ -178,6 +178,11 @@ func (c *Config) sources(replay bool, log *slog.Logger) ([]hooks.Source, error) 
 	add("pagerduty", len(c.PagerDuty.WebhookSecrets) > 0, func(creds bool) (hooks.Source, error) {
 		return pagerduty.New(c.PagerDuty.Config, placeholder(creds, c.webhookSecrets()))
 	})
+	add("pagerduty.run_again", c.PagerDuty.RunAgain.Enabled(), func(creds bool) (hooks.Source, error) {
+		return pagerduty.NewRunAgain(withPlaceholder(creds, &c.PagerDuty.RunAgain, func(c *pagerduty.RunAgainConfig) {
+			c.Secrets, c.SecretFiles = []hooks.Secret{"replay: not checked"}, nil
+		}))
+	})
 	add("alertmanager", c.Alertmanager != nil, func(creds bool) (hooks.Source, error) {
 		return alertmanager.New(withPlaceholder(creds, c.Alertmanager, func(c *alertmanager.Config) {
 			c.BearerTokens, c.BearerTokenFiles, c.BasicAuth = []hooks.Secret{"replay"}, nil, nil

@@ -204,7 +204,7 @@ func parse(body []byte, hostLabels []string) ([]hooks.Trigger, error) {
 		// The same alert firing again later starts anew: a new incident.
 		t.Incident = hooks.Incident{
 			ID:        a.Fingerprint + "-" + strconv.FormatInt(a.StartsAt.Unix(), 10),
-			Title:     title(a, m.TruncatedAlerts),
+			Title:     title(a),
 			URL:       a.GeneratorURL,
 			Service:   hooks.Service{Name: m.Receiver},
 			Priority:  a.Labels["severity"],
@@ -221,20 +221,20 @@ func parse(body []byte, hostLabels []string) ([]hooks.Trigger, error) {
 			t.Labels[k] = v
 		}
 		t.Hints = hints(a.Labels, hostLabels)
+		if m.TruncatedAlerts > 0 {
+			// max_alerts left alerts of the group out: the run says so.
+			t.Note = fmt.Sprintf("Alertmanager truncated this notification: %d more alerts of the group were not sent (max_alerts).", m.TruncatedAlerts)
+		}
 		out = append(out, t)
 	}
 	return out, nil
 }
 
-// title is the alert's name and summary, and says when Alertmanager left
-// alerts of the group out (max_alerts): the run reports it.
-func title(a alert, truncated int) string {
+// title is the alert's name and summary.
+func title(a alert) string {
 	t := a.Labels["alertname"]
 	if s := a.Annotations["summary"]; s != "" {
 		t += ": " + s
-	}
-	if truncated > 0 {
-		t += fmt.Sprintf(" [Alertmanager truncated %d alerts of this group]", truncated)
 	}
 	return t
 }

@@ -188,8 +188,8 @@ func TestGroup(t *testing.T) {
 	if len(q.Stored) != 2 || len(q.Resolved) != 1 || q.Resolved[0].Incident.ID != "a3-1767225600" {
 		t.Fatalf("got %d stored, resolved %+v", len(q.Stored), q.Resolved)
 	}
-	if !strings.Contains(q.Stored[0].Incident.Title, "truncated 3 alerts") {
-		t.Errorf("truncatedAlerts not reported: %q", q.Stored[0].Incident.Title)
+	if !strings.Contains(q.Stored[0].Note, "3 more alerts") {
+		t.Errorf("truncatedAlerts not reported: %q", q.Stored[0].Note)
 	}
 	// The HA peer sends the same group (other peer, same group key).
 	code, reply = hookstest.Serve(t, src, q, request(body, basic("am", "pw-1")))
