@@ -23,7 +23,7 @@ func TestServeAlertmanager(t *testing.T) {
 	e := newEnv(t, "web-01", "web-02")
 	cfg, _ := os.ReadFile(e.cfgPath)
 	e.write("am-token", "am-secret-token\n")
-	e.write("firstlook.yaml", string(cfg)+"alertmanager:\n  bearer_token_files: [am-token]\n  basic_auth: [{username: am, password: am-pass}]\n")
+	e.write("firstlook.yaml", string(cfg)+"alertmanager:\n  bearer_tokens: [{file: am-token}]\n  basic_auth: [{username: am, password: am-pass}]\n")
 	e.serve()
 	url := e.url + "/hooks/alertmanager"
 	a := amtest.Start(t, amtest.Options{WebhookURL: url, HTTPConfig: "authorization:\n  credentials: am-secret-token"})

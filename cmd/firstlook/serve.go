@@ -164,63 +164,57 @@ func Serve(ctx context.Context, opts ServeOptions) error {
 func (c *Config) sources(replay bool, log *slog.Logger) ([]hooks.Source, error) {
 	var out []hooks.Source
 	var errs []error
-	add := func(section string, configured bool, build func(creds bool) (hooks.Source, error)) {
+	add := func(section string, configured bool, build func() (hooks.Source, error)) {
 		if !configured && !replay {
 			return
 		}
-		src, err := build(!replay)
+		src, err := build()
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", section, err))
 			return
 		}
 		out = append(out, src)
 	}
-	add("pagerduty", len(c.PagerDuty.WebhookSecrets) > 0, func(creds bool) (hooks.Source, error) {
-		return pagerduty.New(c.PagerDuty.Config, placeholder(creds, c.webhookSecrets()))
+	// cred is the configured credentials, or for replay one that is
+	// never checked.
+	cred := func(ss []string) []string {
+		if replay {
+			return []string{"replay: never checked"}
+		}
+		return ss
+	}
+	basic := func(list []BasicAuthConfig) []hooks.BasicAuth {
+		if replay {
+			return nil
+		}
+		return basicAuth(list)
+	}
+	am, mk, ra, ns := deref(c.Alertmanager), deref(c.Mackerel), c.PagerDuty.RunAgain, deref(c.SNS)
+	if replay && len(ns.TopicARNs) == 0 {
+		ns.TopicARNs = []string{"arn:aws:sns:us-east-1:000000000000:replay"}
+	}
+	add("pagerduty", len(c.webhookSecrets()) > 0, func() (hooks.Source, error) { return pagerduty.New(c.PagerDuty.Config, cred(c.webhookSecrets())) })
+	add("pagerduty.run_again", len(values(ra.Secrets)) > 0, func() (hooks.Source, error) {
+		return pagerduty.NewRunAgain(ra.RunAgainConfig, cred(values(ra.Secrets)))
 	})
-	add("pagerduty.run_again", c.PagerDuty.RunAgain.Enabled(), func(creds bool) (hooks.Source, error) {
-		return pagerduty.NewRunAgain(withPlaceholder(creds, &c.PagerDuty.RunAgain, func(c *pagerduty.RunAgainConfig) {
-			c.Secrets, c.SecretFiles = []hooks.Secret{"replay: not checked"}, nil
-		}))
+	add("alertmanager", c.Alertmanager != nil, func() (hooks.Source, error) {
+		return alertmanager.New(am.Config, cred(values(am.BearerTokens)), basic(am.BasicAuth))
 	})
-	add("alertmanager", c.Alertmanager != nil, func(creds bool) (hooks.Source, error) {
-		return alertmanager.New(withPlaceholder(creds, c.Alertmanager, func(c *alertmanager.Config) {
-			c.BearerTokens, c.BearerTokenFiles, c.BasicAuth = []hooks.Secret{"replay"}, nil, nil
-		}))
+	add("mackerel", c.Mackerel != nil, func() (hooks.Source, error) {
+		return mackerel.New(mk.Config, cred(values(mk.Tokens)), basic(mk.BasicAuth))
 	})
-	add("mackerel", c.Mackerel != nil, func(creds bool) (hooks.Source, error) {
-		return mackerel.New(withPlaceholder(creds, c.Mackerel, func(c *mackerel.Config) {
-			c.Tokens, c.TokenFiles, c.BasicAuth = []hooks.Secret{"replay: not checked"}, nil, nil
-		}))
-	})
-	add("sns", c.SNS != nil, func(creds bool) (hooks.Source, error) {
-		return sns.New(withPlaceholder(creds, c.SNS, func(c *sns.Config) {
-			c.TopicARNs = []string{"arn:aws:sns:us-east-1:000000000000:replay"}
-		}), sns.Options{Log: log})
-	})
+	add("sns", c.SNS != nil, func() (hooks.Source, error) { return sns.New(ns, sns.Options{Log: log}) })
 	if len(out) == 0 && len(errs) == 0 && !replay {
 		return nil, errors.New("no alert source configured: set pagerduty.webhook_secrets (from the environment: [\"${PAGERDUTY_WEBHOOK_SECRET}\"]), or an alertmanager, mackerel or sns section")
 	}
 	return out, errors.Join(errs...)
 }
 
-// withPlaceholder is *cfg (zero when nil), or for replay a copy with
-// credentials that are never checked set by fill.
-func withPlaceholder[C any](creds bool, cfg *C, fill func(*C)) C {
-	var c C
-	if cfg != nil {
-		c = *cfg
+// deref is *p, or the zero value when p is nil.
+func deref[T any](p *T) T {
+	var v T
+	if p != nil {
+		v = *p
 	}
-	if !creds {
-		fill(&c)
-	}
-	return c
-}
-
-// placeholder is creds, or for replay a credential that is never checked.
-func placeholder(creds bool, secrets []string) []string {
-	if creds {
-		return secrets
-	}
-	return []string{"replay: not checked"}
+	return v
 }

@@ -32,25 +32,16 @@ const Name = "alertmanager"
 // order, when Config.HostLabels is empty.
 var DefaultHostLabels = []string{"instance", "host", "hostname", "nodename"}
 
-// Config is the alertmanager section of firstlook.yaml.
+// Config is the alertmanager section of firstlook.yaml, but for the
+// credentials, which cmd/firstlook reads as secrets and hands to New.
 type Config struct {
-	// BearerTokens are the accepted tokens of http_config.authorization
-	// (Authorization: Bearer …); list two while rotating.
-	BearerTokens     []hooks.Secret `yaml:"bearer_tokens"`
-	BearerTokenFiles []string       `yaml:"bearer_token_files"`
-	// BasicAuth are the accepted http_config.basic_auth credentials.
-	BasicAuth []hooks.BasicAuth `yaml:"basic_auth"`
 	// HostLabels are the label keys whose value names the alert's host,
 	// tried in order; a host:port value loses its port.
 	HostLabels []string `yaml:"host_labels"`
 }
 
-// Validate reports a configuration that cannot work. Missing credentials
-// are New's error: a config without this section is valid.
+// Validate reports a configuration that cannot work.
 func (c Config) Validate() error {
-	if err := hooks.ValidateBasicAuth("basic_auth", c.BasicAuth); err != nil {
-		return err
-	}
 	for i, k := range c.HostLabels {
 		if strings.TrimSpace(k) == "" {
 			return fmt.Errorf("host_labels[%d]: empty label name", i)
@@ -59,40 +50,36 @@ func (c Config) Validate() error {
 	return nil
 }
 
-// Paths applies abs to the file names in c (relative to the config file).
-func (c *Config) Paths(abs func(string) string) {
-	for i := range c.BearerTokenFiles {
-		c.BearerTokenFiles[i] = abs(c.BearerTokenFiles[i])
-	}
-	hooks.BasicAuthPaths(c.BasicAuth, abs)
-}
-
 // Webhooks is the hooks.Source of Alertmanager webhooks.
 type Webhooks struct {
 	tokens []string
-	basic  []string // username + "\x00" + password
+	basic  []hooks.BasicAuth
 	hosts  []string
 }
 
 var _ hooks.Source = (*Webhooks)(nil)
 
-// New returns the source. It refuses to start without credentials: an
-// open intake lets anyone make firstlook SSH into the fleet.
-func New(cfg Config) (*Webhooks, error) {
+// New returns the source accepting the bearer tokens and basic-auth
+// credentials (empty ones are left out). It refuses to start without any:
+// an open intake lets anyone make firstlook SSH into the fleet.
+func New(cfg Config, tokens []string, basic []hooks.BasicAuth) (*Webhooks, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	tokens, err := hooks.ReadSecrets("bearer_token", cfg.BearerTokens, cfg.BearerTokenFiles)
-	if err != nil {
-		return nil, err
+	s := &Webhooks{hosts: cfg.HostLabels}
+	for _, t := range tokens {
+		if t != "" {
+			s.tokens = append(s.tokens, t)
+		}
 	}
-	basic, err := hooks.BasicCredentials("basic_auth", cfg.BasicAuth)
-	if err != nil {
-		return nil, err
+	for i, b := range basic {
+		if b.Username == "" || b.Password == "" {
+			return nil, fmt.Errorf("basic_auth[%d]: needs a username and a password", i)
+		}
+		s.basic = append(s.basic, b)
 	}
-	s := &Webhooks{tokens: tokens, basic: basic, hosts: cfg.HostLabels}
 	if len(s.tokens) == 0 && len(s.basic) == 0 {
-		return nil, errors.New("no credentials: set bearer_tokens (or bearer_token_files) or basic_auth, and the same in the webhook_config's http_config")
+		return nil, errors.New("no credentials: set bearer_tokens or basic_auth, and the same in the webhook_config's http_config")
 	}
 	if len(s.hosts) == 0 {
 		s.hosts = DefaultHostLabels

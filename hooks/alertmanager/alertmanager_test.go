@@ -5,8 +5,6 @@ import (
 	"encoding/base64"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -18,10 +16,7 @@ import (
 
 func newSource(t *testing.T) *alertmanager.Webhooks {
 	t.Helper()
-	src, err := alertmanager.New(alertmanager.Config{
-		BearerTokens: []hooks.Secret{"old-token", "new-token"},
-		BasicAuth:    []hooks.BasicAuth{{Username: "am", Password: "pw-1"}},
-	})
+	src, err := alertmanager.New(alertmanager.Config{}, []string{"old-token", "new-token"}, []hooks.BasicAuth{{Username: "am", Password: "pw-1"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,27 +76,16 @@ func TestBasicAuthAndRotation(t *testing.T) {
 }
 
 func TestNeedsCredentials(t *testing.T) {
-	for _, cfg := range []alertmanager.Config{{}, {BearerTokens: []hooks.Secret{""}}} {
-		if _, err := alertmanager.New(cfg); err == nil || !strings.Contains(err.Error(), "no credentials") {
+	for _, tokens := range [][]string{nil, {""}} {
+		if _, err := alertmanager.New(alertmanager.Config{}, tokens, nil); err == nil || !strings.Contains(err.Error(), "no credentials") {
 			t.Errorf("got %v, want a no-credentials error", err)
 		}
 	}
-	if _, err := alertmanager.New(alertmanager.Config{BasicAuth: []hooks.BasicAuth{{Username: "a"}}}); err == nil || !strings.Contains(err.Error(), "basic_auth[0]") {
+	if _, err := alertmanager.New(alertmanager.Config{}, nil, []hooks.BasicAuth{{Username: "a"}}); err == nil || !strings.Contains(err.Error(), "basic_auth[0]") {
 		t.Errorf("got %v, want a basic_auth error", err)
 	}
-	if _, err := alertmanager.New(alertmanager.Config{BearerTokenFiles: []string{filepath.Join(t.TempDir(), "missing")}}); err == nil || !strings.Contains(err.Error(), "bearer_token_files[0]") {
-		t.Errorf("got %v, want a file error", err)
-	}
-	f := filepath.Join(t.TempDir(), "tok")
-	if err := os.WriteFile(f, []byte("from-file\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	src, err := alertmanager.New(alertmanager.Config{BearerTokenFiles: []string{f}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := src.Authenticate(request(nil, "Bearer from-file"), nil); err != nil {
-		t.Errorf("token from file refused: %v", err)
+	if _, err := alertmanager.New(alertmanager.Config{HostLabels: []string{" "}}, []string{"t"}, nil); err == nil || !strings.Contains(err.Error(), "host_labels[0]") {
+		t.Errorf("got %v, want a host_labels error", err)
 	}
 }
 
@@ -157,7 +141,7 @@ func TestHostLabels(t *testing.T) {
 		{[]string{"node"}, `{"node":"k8s-3:10250","instance":"x"}`, hooks.Hints{Names: []string{"k8s-3"}}},
 	}
 	for _, tc := range tests {
-		src, err := alertmanager.New(alertmanager.Config{BearerTokens: []hooks.Secret{"t"}, HostLabels: tc.cfg})
+		src, err := alertmanager.New(alertmanager.Config{HostLabels: tc.cfg}, []string{"t"}, nil)
 		if err != nil {
 			t.Fatal(err)
 		}

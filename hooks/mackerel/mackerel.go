@@ -27,59 +27,52 @@ import (
 // Name is the source's path under /hooks/ and its Trigger.Source.
 const Name = "mackerel"
 
-// Config is the mackerel section of firstlook.yaml.
-type Config struct {
-	// Tokens are the accepted secret last path segments of the channel's
-	// URL; list two while rotating.
-	Tokens     []hooks.Secret `yaml:"tokens"`
-	TokenFiles []string       `yaml:"token_files"`
-	// BasicAuth are the accepted credentials embedded in the URL.
-	BasicAuth []hooks.BasicAuth `yaml:"basic_auth"`
-}
+// Config is the mackerel section of firstlook.yaml. A channel has nothing
+// to configure but its credentials, which cmd/firstlook reads as secrets
+// and hands to New.
+type Config struct{}
 
 // Validate reports a configuration that cannot work.
-func (c Config) Validate() error {
-	for i, t := range c.Tokens {
-		if t != "" && len(t) < 16 {
-			return fmt.Errorf("tokens[%d]: shorter than 16 characters; use a long random token (openssl rand -hex 24)", i)
-		}
-	}
-	return hooks.ValidateBasicAuth("basic_auth", c.BasicAuth)
-}
+func (c Config) Validate() error { return nil }
 
-// Paths applies abs to the file names in c (relative to the config file).
-func (c *Config) Paths(abs func(string) string) {
-	for i := range c.TokenFiles {
-		c.TokenFiles[i] = abs(c.TokenFiles[i])
-	}
-	hooks.BasicAuthPaths(c.BasicAuth, abs)
-}
+// MinTokenLength is the shortest token New accepts: the token is the
+// only credential, and it travels in a URL.
+const MinTokenLength = 16
 
 // Webhooks is the hooks.Source of Mackerel webhooks.
 type Webhooks struct {
 	tokens []string
-	basic  []string
+	basic  []hooks.BasicAuth
 }
 
 var _ hooks.Source = (*Webhooks)(nil)
 
-// New returns the source; it refuses to start without credentials.
-func New(cfg Config) (*Webhooks, error) {
+// New returns the source accepting the tokens (empty ones are left out)
+// and basic-auth credentials; it refuses to start without any.
+func New(cfg Config, tokens []string, basic []hooks.BasicAuth) (*Webhooks, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	tokens, err := hooks.ReadSecrets("token", cfg.Tokens, cfg.TokenFiles)
-	if err != nil {
-		return nil, err
+	s := &Webhooks{}
+	for i, t := range tokens {
+		switch {
+		case t == "":
+		case len(t) < MinTokenLength || strings.Contains(t, "/"):
+			return nil, fmt.Errorf("tokens[%d]: shorter than %d characters or has a /; use a long random token (openssl rand -hex 24)", i, MinTokenLength)
+		default:
+			s.tokens = append(s.tokens, t)
+		}
 	}
-	basic, err := hooks.BasicCredentials("basic_auth", cfg.BasicAuth)
-	if err != nil {
-		return nil, err
+	for i, b := range basic {
+		if b.Username == "" || b.Password == "" {
+			return nil, fmt.Errorf("basic_auth[%d]: needs a username and a password", i)
+		}
+		s.basic = append(s.basic, b)
 	}
-	if len(tokens) == 0 && len(basic) == 0 {
-		return nil, errors.New("no credentials: set tokens (or token_files) and end the channel's URL with /hooks/mackerel/<token>, or basic_auth and put user:password@ in the URL")
+	if len(s.tokens) == 0 && len(s.basic) == 0 {
+		return nil, errors.New("no credentials: set tokens and end the channel's URL with /hooks/mackerel/<token>, or basic_auth and put user:password@ in the URL")
 	}
-	return &Webhooks{tokens: tokens, basic: basic}, nil
+	return s, nil
 }
 
 // Name is the source's path under /hooks/.

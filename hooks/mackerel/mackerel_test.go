@@ -20,10 +20,7 @@ const token = "0123456789abcdef-token"
 
 func newSource(t *testing.T) *mackerel.Webhooks {
 	t.Helper()
-	src, err := mackerel.New(mackerel.Config{
-		Tokens:    []hooks.Secret{"old-0123456789abcdef", token},
-		BasicAuth: []hooks.BasicAuth{{Username: "mackerel", Password: "p4ssw0rd"}},
-	})
+	src, err := mackerel.New(mackerel.Config{}, []string{"old-0123456789abcdef", token}, []hooks.BasicAuth{{Username: "mackerel", Password: "p4ssw0rd"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,11 +86,16 @@ func TestBasicAuth(t *testing.T) {
 }
 
 func TestNeedsCredentials(t *testing.T) {
-	if _, err := mackerel.New(mackerel.Config{}); err == nil || !strings.Contains(err.Error(), "no credentials") {
+	if _, err := mackerel.New(mackerel.Config{}, []string{""}, nil); err == nil || !strings.Contains(err.Error(), "no credentials") {
 		t.Errorf("got %v, want a no-credentials error", err)
 	}
-	if _, err := mackerel.New(mackerel.Config{Tokens: []hooks.Secret{"short"}}); err == nil || !strings.Contains(err.Error(), "tokens[0]") {
-		t.Errorf("got %v, want a short-token error", err)
+	for _, tok := range []string{"short", "0123456789abcdef/x"} {
+		if _, err := mackerel.New(mackerel.Config{}, []string{tok}, nil); err == nil || !strings.Contains(err.Error(), "tokens[0]") {
+			t.Errorf("%q: got %v, want a token error", tok, err)
+		}
+	}
+	if _, err := mackerel.New(mackerel.Config{}, nil, []hooks.BasicAuth{{Username: "u"}}); err == nil || !strings.Contains(err.Error(), "basic_auth[0]") {
+		t.Errorf("got %v, want a basic_auth error", err)
 	}
 }
 

@@ -51,8 +51,6 @@ type Config struct {
 	// AlertDetailKeys are the keys of an alert's details (custom_details)
 	// that name its host, besides cef_details.source_origin.
 	AlertDetailKeys []string `yaml:"alert_detail_keys"`
-	// RunAgain is the "run diagnostics again" button on incidents.
-	RunAgain RunAgainConfig `yaml:"run_again"`
 }
 
 // Validate reports a configuration that cannot work.
@@ -68,7 +66,7 @@ func (c Config) Validate() error {
 			return fmt.Errorf("api_url: %q is not an http(s) URL", c.APIURL)
 		}
 	}
-	return c.RunAgain.Validate()
+	return nil
 }
 
 // Name is the source's path under /hooks/.

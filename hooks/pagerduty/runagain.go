@@ -21,40 +21,23 @@ const RunAgainName = "pagerduty-run-again"
 const DefaultRunAgainHeader = "X-Firstlook-Secret"
 
 // RunAgainConfig is the "run diagnostics again" Custom Incident Action
-// (pagerduty.run_again). PagerDuty does not sign these requests; the
+// (pagerduty.run_again), but for its secrets, which cmd/firstlook reads
+// and hands to NewRunAgain. PagerDuty does not sign these requests; the
 // action's custom header carries a shared secret.
 // https://support.pagerduty.com/main/docs/custom-incident-actions
 type RunAgainConfig struct {
 	// Header is the custom header's name (default X-Firstlook-Secret).
 	Header string `yaml:"header"`
-	// Secrets are the accepted header values; list two while rotating.
-	Secrets     []hooks.Secret `yaml:"secrets"`
-	SecretFiles []string       `yaml:"secret_files"`
 }
 
 var headerName = regexp.MustCompile(`^[A-Za-z0-9-]+$`)
-
-// Enabled reports whether the action is configured.
-func (c RunAgainConfig) Enabled() bool { return len(c.Secrets) > 0 || len(c.SecretFiles) > 0 }
 
 // Validate reports a configuration that cannot work.
 func (c RunAgainConfig) Validate() error {
 	if c.Header != "" && !headerName.MatchString(c.Header) {
 		return fmt.Errorf("run_again.header: %q is not a header name", c.Header)
 	}
-	for i, s := range c.Secrets {
-		if s != "" && len(s) < 16 {
-			return fmt.Errorf("run_again.secrets[%d]: shorter than 16 characters; use a long random value (openssl rand -hex 24)", i)
-		}
-	}
 	return nil
-}
-
-// Paths applies abs to the file names in c.
-func (c *RunAgainConfig) Paths(abs func(string) string) {
-	for i := range c.SecretFiles {
-		c.SecretFiles[i] = abs(c.SecretFiles[i])
-	}
 }
 
 // RunAgain is the hooks.Source of the "run diagnostics again" action: it
@@ -66,19 +49,26 @@ type RunAgain struct {
 
 var _ hooks.Source = (*RunAgain)(nil)
 
-// NewRunAgain returns the source; it refuses to start without a secret.
-func NewRunAgain(cfg RunAgainConfig) (*RunAgain, error) {
+// NewRunAgain returns the source accepting the secrets (empty ones are
+// left out); it refuses to start without one.
+func NewRunAgain(cfg RunAgainConfig, secrets []string) (*RunAgain, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	secrets, err := hooks.ReadSecrets("run_again.secret", cfg.Secrets, cfg.SecretFiles)
-	if err != nil {
-		return nil, err
+	s := &RunAgain{header: http.CanonicalHeaderKey(cmp.Or(cfg.Header, DefaultRunAgainHeader))}
+	for i, v := range secrets {
+		switch {
+		case v == "":
+		case len(v) < 16:
+			return nil, fmt.Errorf("run_again.secrets[%d]: shorter than 16 characters; use a long random value (openssl rand -hex 24)", i)
+		default:
+			s.secrets = append(s.secrets, v)
+		}
 	}
-	if len(secrets) == 0 {
-		return nil, errors.New("run_again: no secrets: set secrets (or secret_files) and the same value in the action's custom header")
+	if len(s.secrets) == 0 {
+		return nil, errors.New("run_again: no secrets: set secrets and the same value in the action's custom header")
 	}
-	return &RunAgain{header: http.CanonicalHeaderKey(cmp.Or(cfg.Header, DefaultRunAgainHeader)), secrets: secrets}, nil
+	return s, nil
 }
 
 // Name is the source's path under /hooks/.

@@ -8,7 +8,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/firstlook/firstlook/hooks"
 	"github.com/firstlook/firstlook/hooks/hookstest"
 	"github.com/firstlook/firstlook/hooks/pagerduty"
 )
@@ -32,7 +31,7 @@ func TestRunAgainContract(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	src, err := pagerduty.NewRunAgain(pagerduty.RunAgainConfig{Secrets: []hooks.Secret{"old-secret-0123456789", actionSecret}})
+	src, err := pagerduty.NewRunAgain(pagerduty.RunAgainConfig{}, []string{"old-secret-0123456789", actionSecret})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,14 +88,14 @@ func TestRunAgainParse(t *testing.T) {
 		t.Errorf("got note %q without an agent", ts[0].Note)
 	}
 	other := bytes.Replace(good, []byte(`"incident.custom"`), []byte(`"incident.acknowledge"`), 1)
-	src, _ := pagerduty.NewRunAgain(pagerduty.RunAgainConfig{Secrets: []hooks.Secret{actionSecret}})
+	src, _ := pagerduty.NewRunAgain(pagerduty.RunAgainConfig{}, []string{actionSecret})
 	if code, reply := hookstest.Serve(t, src, &hookstest.Queue{}, actionRequest(other, pagerduty.DefaultRunAgainHeader, actionSecret, "wh-10")); code != http.StatusAccepted || reply.Status != "ignored" {
 		t.Errorf("other v2 event: got %d %+v, want 202 ignored", code, reply)
 	}
-	if _, err := pagerduty.NewRunAgain(pagerduty.RunAgainConfig{}); err == nil || !strings.Contains(err.Error(), "no secrets") {
+	if _, err := pagerduty.NewRunAgain(pagerduty.RunAgainConfig{}, []string{""}); err == nil || !strings.Contains(err.Error(), "no secrets") {
 		t.Errorf("got %v, want a no-secrets error", err)
 	}
-	if _, err := pagerduty.NewRunAgain(pagerduty.RunAgainConfig{Header: "X Bad:", Secrets: []hooks.Secret{actionSecret}}); err == nil {
+	if _, err := pagerduty.NewRunAgain(pagerduty.RunAgainConfig{Header: "X Bad:"}, []string{actionSecret}); err == nil {
 		t.Error("a bad header name was accepted")
 	}
 }
