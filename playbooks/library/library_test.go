@@ -16,7 +16,7 @@ import (
 
 // want is the library's content; a playbook added or removed changes the
 // documentation too (docs/library.md).
-var want = []string{"containers", "cpu-saturation", "disk-full", "disk-io", "linux-baseline", "memory-pressure", "network", "nginx", "systemd-unit"}
+var want = []string{"clock-sync", "containers", "cpu-saturation", "disk-full", "disk-io", "dns", "fd-exhaustion", "kernel-events", "linux-baseline", "memory-pressure", "network", "nginx", "systemd-unit", "tls-certs"}
 
 func load(t *testing.T) *playbooks.Set {
 	t.Helper()
@@ -229,7 +229,13 @@ func TestMatch(t *testing.T) {
 		{"Error budget burn for checkout API", nil},
 		{"A little bump in the road", nil},
 		{"Payment failed for order 500123", nil},
-		{"Certificate expires in 7 days", nil},
+		{"Certificate expires in 7 days", []string{"tls-certs"}},
+		{"NodeFileDescriptorLimit", []string{"fd-exhaustion", "linux-baseline"}},
+		{"Too many open files in payments", []string{"fd-exhaustion"}},
+		{"NodeClockSkewDetected", []string{"clock-sync", "linux-baseline"}},
+		{"DNS resolution failing for api.internal", []string{"dns"}},
+		{"EXT4-fs error: remounting read-only on db-1", []string{"kernel-events"}},
+		{"watchdog: BUG: soft lockup - CPU#3 stuck for 22s", []string{"cpu-saturation", "kernel-events"}},
 	} {
 		var got []string
 		for _, p := range set.Match(hooks.Trigger{Event: "incident.triggered", Incident: hooks.Incident{Title: tc.title}}) {
