@@ -256,7 +256,7 @@ func replayCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
-	srcs, err := cfg.sources(true, newLogger(cfg, stderr))
+	srcs, err := cfg.sources(sourceOptions{replay: true, log: newLogger(cfg, stderr)})
 	if err != nil {
 		return err
 	}

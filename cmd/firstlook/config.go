@@ -381,7 +381,7 @@ func (c *Config) logWarnings(log *slog.Logger) {
 
 // requireIntake checks what only serve needs: at least one alert source.
 func (c *Config) requireIntake() error {
-	_, err := c.sources(false, slog.Default())
+	_, err := c.sources(sourceOptions{log: slog.Default()})
 	return err
 }
 

@@ -50,6 +50,11 @@ type ServeOptions struct {
 	// Failpoints, in tests only, stops a job dead at the named points
 	// (see runner.Options.Failpoints).
 	Failpoints func(point string) bool
+	// SourceClient, in tests only, is the HTTP client of the sources that
+	// call their sender (SNS: signing certificates, confirmations), to
+	// reach a fake of it; the sources still request only their sender's
+	// URLs.
+	SourceClient *http.Client
 }
 
 // Serve runs the intake and the workers until ctx ends, then shuts down in
@@ -83,7 +88,7 @@ func Serve(ctx context.Context, opts ServeOptions) error {
 		return err
 	}
 
-	srcs, err := cfg.sources(false, log.With("component", "intake"))
+	srcs, err := cfg.sources(sourceOptions{log: log.With("component", "intake"), client: opts.SourceClient})
 	if err != nil {
 		return err
 	}
@@ -163,7 +168,8 @@ func Serve(ctx context.Context, opts ServeOptions) error {
 // section in Config). With replay, every source is built, configured or
 // not, with placeholder credentials: replay parses and never
 // authenticates.
-func (c *Config) sources(replay bool, log *slog.Logger) ([]hooks.Source, error) {
+func (c *Config) sources(opts sourceOptions) ([]hooks.Source, error) {
+	replay := opts.replay
 	var out []hooks.Source
 	var errs []error
 	add := func(section string, configured bool, build func() (hooks.Source, error)) {
@@ -205,11 +211,19 @@ func (c *Config) sources(replay bool, log *slog.Logger) ([]hooks.Source, error) 
 	add("mackerel", c.Mackerel != nil, func() (hooks.Source, error) {
 		return mackerel.New(mk.Config, cred(values(mk.Tokens)), basic(mk.BasicAuth))
 	})
-	add("sns", c.SNS != nil, func() (hooks.Source, error) { return sns.New(ns, sns.Options{Log: log}) })
+	add("sns", c.SNS != nil, func() (hooks.Source, error) { return sns.New(ns, sns.Options{Log: opts.log, HTTPClient: opts.client}) })
 	if len(out) == 0 && len(errs) == 0 && !replay {
 		return nil, errors.New("no alert source configured: set pagerduty.webhook_secrets (from the environment: [\"${PAGERDUTY_WEBHOOK_SECRET}\"]), or an alertmanager, mackerel or sns section")
 	}
 	return out, errors.Join(errs...)
+}
+
+// sourceOptions are what building the sources needs besides the config.
+type sourceOptions struct {
+	// replay builds every source, with placeholder credentials.
+	replay bool
+	log    *slog.Logger
+	client *http.Client
 }
 
 // deref is *p, or the zero value when p is nil.

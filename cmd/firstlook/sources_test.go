@@ -42,7 +42,7 @@ func TestSourcesConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srcs, err := cfg.sources(false, slog.Default())
+	srcs, err := cfg.sources(sourceOptions{log: slog.Default()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,7 +13,6 @@ package alertmanager
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -21,6 +20,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	gojson "github.com/goccy/go-json"
 
 	"github.com/firstlook/firstlook/hooks"
 )
@@ -159,7 +160,7 @@ func Parse(body []byte) ([]hooks.Trigger, error) { return parse(body, DefaultHos
 
 func parse(body []byte, hostLabels []string) ([]hooks.Trigger, error) {
 	var m message
-	if err := json.Unmarshal(body, &m); err != nil {
+	if err := gojson.Unmarshal(body, &m); err != nil {
 		return nil, fmt.Errorf("body is not an Alertmanager webhook: %v", err)
 	}
 	if m.Version != "4" {

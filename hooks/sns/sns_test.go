@@ -2,9 +2,11 @@ package sns_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -303,4 +305,28 @@ func FuzzParse(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestCertificateFetchedOnce: a burst of messages at start fetches the
+// signing certificate once.
+func TestCertificateFetchedOnce(t *testing.T) {
+	aws := snstest.New(t)
+	src := newSource(t, aws, nil)
+	var msgs []*snstest.Message
+	for i := range 16 {
+		msgs = append(msgs, alarm(aws, t, fmt.Sprintf("burst-%d", i), "ALARM"))
+	}
+	q := &hookstest.Queue{}
+	var wg sync.WaitGroup
+	for _, m := range msgs {
+		wg.Go(func() {
+			if code, reply := hookstest.Serve(t, src, q, snstest.Request(m)); code != http.StatusAccepted {
+				t.Errorf("got %d %+v", code, reply)
+			}
+		})
+	}
+	wg.Wait()
+	if n := aws.CertFetches(); n != 1 {
+		t.Errorf("certificate fetched %d times for a burst, want once", n)
+	}
 }

@@ -1,6 +1,7 @@
 package sns
 
 import (
+	"cmp"
 	"context"
 	"crypto"
 	"crypto/rsa"
@@ -116,6 +117,15 @@ type certs struct {
 	now    func() time.Time
 	mu     sync.Mutex
 	cache  map[string]*x509.Certificate
+	// inflight has a fetch per URL under way: a burst of messages at
+	// start makes one fetch, not one per message.
+	inflight map[string]*fetch
+}
+
+type fetch struct {
+	done chan struct{}
+	cert *x509.Certificate
+	err  error
 }
 
 // get returns the certificate at raw, which must be an SNS endpoint URL.
@@ -130,17 +140,39 @@ func (c *certs) get(ctx context.Context, raw string) (*x509.Certificate, error) 
 	}
 	c.mu.Lock()
 	cert := c.cache[raw]
+	f := c.inflight[raw]
+	if cert == nil && f == nil {
+		f = &fetch{done: make(chan struct{})}
+		if c.inflight == nil {
+			c.inflight = map[string]*fetch{}
+		}
+		c.inflight[raw] = f
+		c.mu.Unlock()
+		// Not the request's context: others wait on this fetch.
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cmp.Or(c.client.Timeout, 5*time.Second))
+		f.cert, f.err = c.fetch(fctx, u)
+		cancel()
+		c.mu.Lock()
+		delete(c.inflight, raw)
+		if f.err == nil {
+			if len(c.cache) >= certCacheSize {
+				clear(c.cache)
+			}
+			c.cache[raw] = f.cert
+		}
+		close(f.done)
+	}
 	c.mu.Unlock()
 	if cert == nil {
-		if cert, err = c.fetch(ctx, u); err != nil {
-			return nil, err
+		select {
+		case <-f.done:
+		case <-ctx.Done():
+			return nil, &fetchError{ctx.Err()}
 		}
-		c.mu.Lock()
-		if len(c.cache) >= certCacheSize {
-			clear(c.cache)
+		if f.err != nil {
+			return nil, f.err
 		}
-		c.cache[raw] = cert
-		c.mu.Unlock()
+		cert = f.cert
 	}
 	if now := c.now(); now.Before(cert.NotBefore) || now.After(cert.NotAfter) {
 		return nil, fmt.Errorf("signing certificate is not valid now (valid %s to %s)", cert.NotBefore.Format(time.DateOnly), cert.NotAfter.Format(time.DateOnly))
