@@ -73,6 +73,11 @@ func TestBasicAuthAndRotation(t *testing.T) {
 			t.Errorf("%s: got %d %+v, want 202 queued", auth, code, reply)
 		}
 	}
+	for _, r := range []*http.Request{hookstest.AlertmanagerRequest(good, "old-token", ""), hookstest.AlertmanagerRequest(good, "", "am:pw-1")} {
+		if code, reply := hookstest.Serve(t, newSource(t), &hookstest.Queue{}, r); code != http.StatusAccepted {
+			t.Errorf("hookstest request: got %d %+v", code, reply)
+		}
+	}
 }
 
 func TestNeedsCredentials(t *testing.T) {

@@ -78,6 +78,7 @@ func TestBasicAuth(t *testing.T) {
 	for _, r := range []*http.Request{
 		withBasic(request("/hooks/mackerel", good), "mackerel", "p4ssw0rd"),
 		request("/hooks/mackerel/old-0123456789abcdef", good),
+		hookstest.MackerelRequest(good, token),
 	} {
 		if code, reply := hookstest.Serve(t, newSource(t), &hookstest.Queue{}, r); code != http.StatusAccepted || reply.Status != "queued" {
 			t.Errorf("%s: got %d %+v, want 202 queued", r.URL.Path, code, reply)

@@ -44,7 +44,7 @@ func TestRunAgainContract(t *testing.T) {
 		Forged: map[string]*http.Request{
 			"no header":      actionRequest(good, "", "", "wh-7"),
 			"wrong secret":   actionRequest(good, pagerduty.DefaultRunAgainHeader, "run-again-secret-012345678", "wh-7"),
-			"other header":   actionRequest(good, "X-Other", actionSecret, "wh-7"),
+			"other header":   hookstest.RunAgainRequest(good, "X-Other", actionSecret, "wh-7"),
 			"webhook signed": withSig(actionRequest(good, "", "", "wh-7"), good),
 		},
 		Bad: map[string]hookstest.BadBody{
