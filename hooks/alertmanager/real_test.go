@@ -39,11 +39,11 @@ func TestRealAlertmanager(t *testing.T) {
 		sb, _ := b.Notifications(t)
 		return sa >= 1 && sb >= 1
 	})
-	stored, _ := q.Counts()
-	if stored != 1 {
-		t.Fatalf("got %d triggers stored from the HA pair, want 1", stored)
+	stored, _ := q.Triggers()
+	if len(stored) != 1 {
+		t.Fatalf("got %d triggers stored from the HA pair, want 1", len(stored))
 	}
-	tr := q.Stored[0]
+	tr := stored[0]
 	if tr.Hints.Names[0] != "web-01" || tr.Labels["mountpoint"] != "/var" || tr.Labels["summary"] != "/var is full" || tr.Event != alertmanager.EventFiring {
 		t.Errorf("got %+v", tr)
 	}
@@ -51,8 +51,8 @@ func TestRealAlertmanager(t *testing.T) {
 	alert.EndsAt = time.Now().Add(-time.Second).UTC()
 	a.Post(t, alert)
 	waitFor(t, "the resolve delivered", func() bool { _, r := q.Counts(); return r >= 1 })
-	if q.Resolved[0].Incident.ID != tr.Incident.ID {
-		t.Errorf("resolved %s, want %s", q.Resolved[0].Incident.ID, tr.Incident.ID)
+	if _, resolved := q.Triggers(); resolved[0].Incident.ID != tr.Incident.ID {
+		t.Errorf("resolved %s, want %s", resolved[0].Incident.ID, tr.Incident.ID)
 	}
 	if _, failed := a.Notifications(t); failed != 0 {
 		t.Errorf("alertmanager counted %d failed notifications", failed)

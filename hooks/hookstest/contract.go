@@ -87,6 +87,14 @@ func (q *Queue) Counts() (stored, resolved int) {
 	return len(q.Stored), len(q.Resolved)
 }
 
+// Triggers returns copies of what was stored and resolved, for tests
+// whose deliveries arrive concurrently.
+func (q *Queue) Triggers() (stored, resolved []hooks.Trigger) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return append([]hooks.Trigger(nil), q.Stored...), append([]hooks.Trigger(nil), q.Resolved...)
+}
+
 // Serve sends r to a handler of src over q and returns the status and
 // the decoded reply.
 func Serve(tb testing.TB, src hooks.Source, q *Queue, r *http.Request) (int, hooks.Reply) {
