@@ -250,3 +250,35 @@ func TestMatch(t *testing.T) {
 		t.Errorf("incident.acknowledged: got %d playbooks, want none", len(got))
 	}
 }
+
+// TestSudoOnlyWhereOptedIn: no library step calls sudo itself, and $sudo
+// is set only by the one guarded line, which reads the inventory's
+// opt-in: on a host without it, nothing runs or probes sudo.
+func TestSudoOnlyWhereOptedIn(t *testing.T) {
+	const guard = `[ "$(id -u)" = 0 ] || [ 'false' != true ] || sudo="sudo -n"`
+	data := playbooks.NewData(hooks.Trigger{Event: "incident.triggered"}, playbooks.Host{Name: "web-1", User: "firstlook"}, nil)
+	for _, p := range load(t).All() {
+		for i, c := range p.Render(data) {
+			if c.Err != nil {
+				t.Fatalf("%s: %v", p.Name, c.Err)
+			}
+			src := string(c.Stdin)
+			if p.Steps[i].Kind != playbooks.Script {
+				src = c.Line
+			}
+			f, err := syntax.NewParser().Parse(strings.NewReader(src), "")
+			if err != nil {
+				t.Fatalf("%s: step %q: %v", p.Name, c.Step, err)
+			}
+			syntax.Walk(f, func(n syntax.Node) bool {
+				if ce, ok := n.(*syntax.CallExpr); ok && len(ce.Args) > 0 && ce.Args[0].Lit() == "sudo" {
+					t.Errorf("%s: step %q: calls sudo directly; use $sudo, set where the inventory opted the host in", p.Name, c.Step)
+				}
+				return true
+			})
+			if strings.Contains(src, `sudo="sudo -n"`) && strings.Count(src, `sudo="sudo -n"`) != strings.Count(src, guard) {
+				t.Errorf("%s: step %q: sets $sudo other than by %s", p.Name, c.Step, guard)
+			}
+		}
+	}
+}
