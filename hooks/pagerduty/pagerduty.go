@@ -1,7 +1,8 @@
-// Package pagerduty is the intake for PagerDuty v3 webhooks: it verifies
-// X-PagerDuty-Signature against every configured secret, parses the v3
-// envelope into a hooks.Trigger and stores it through a hooks.Queue before
-// answering.
+// Package pagerduty is the intake for PagerDuty v3 webhooks (Webhooks): it
+// verifies X-PagerDuty-Signature against every configured secret and
+// parses the v3 envelope into a hooks.Trigger, which the hooks pipeline
+// stores before answering; incident.resolved resolves. RunAgain is the
+// "run diagnostics again" Custom Incident Action.
 //
 // PagerDuty expects a 2xx within 5 seconds and disables a subscription
 // after repeated failures, so everything that is not a refusal of a bad
