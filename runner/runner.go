@@ -24,6 +24,7 @@ import (
 	"github.com/firstlook/firstlook/evidence/retry"
 	"github.com/firstlook/firstlook/hooks"
 	"github.com/firstlook/firstlook/playbooks"
+	"github.com/firstlook/firstlook/runner/failpoint"
 	"github.com/firstlook/firstlook/runner/inventory"
 	"github.com/firstlook/firstlook/runner/queue"
 	"github.com/firstlook/firstlook/runner/ssh"
@@ -121,10 +122,6 @@ type Options struct {
 	// Publishers take each stored run to the PagerDuty incident, the
 	// Slack channel…, in this order.
 	Publishers []evidence.Publisher
-	// Failpoints, in tests only, names the points where a job stops dead
-	// as if its worker were killed ("store:after",
-	// "publish:<sink>:before", "publish:<sink>:after").
-	Failpoints func(point string) bool
 	// Params are per-service playbook parameter overrides: service name
 	// or id → parameter → value.
 	Params  map[string]map[string]string
@@ -174,7 +171,7 @@ func New(opts Options) (*Runner, error) {
 	return &Runner{
 		cfg: cfg, jobs: opts.Jobs, state: opts.State, inv: opts.Inventory,
 		playbooks: opts.Playbooks, dialer: opts.Dialer, store: opts.Store,
-		alerts: opts.Alerts, redactor: red, publishers: opts.Publishers, failpoints: opts.Failpoints,
+		alerts: opts.Alerts, redactor: red, publishers: opts.Publishers,
 		params: opts.Params, version: opts.Version,
 		log: log, now: time.Now,
 	}, nil
@@ -187,6 +184,8 @@ func (r *Runner) Run(ctx context.Context) error {
 	if r.jobs == nil || r.state == nil || r.dialer == nil || r.store == nil {
 		return errors.New("runner: jobs, state, dialer and store are required to run jobs")
 	}
+	// Tests stop jobs dead at failpoints given through ctx.
+	r.failpoints = failpoint.From(ctx)
 	jobCtx, stopJobs := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopJobs()
 	var wg sync.WaitGroup

@@ -47,9 +47,6 @@ type ServeOptions struct {
 	// NoWorkers runs the intake alone: jobs are stored and stay queued.
 	// The benchmark uses it to measure the intake by itself.
 	NoWorkers bool
-	// Failpoints, in tests only, stops a job dead at the named points
-	// (see runner.Options.Failpoints).
-	Failpoints func(point string) bool
 	// SourceClient, in tests only, is the HTTP client of the sources that
 	// call their sender (SNS: signing certificates, confirmations), to
 	// reach a fake of it; the sources still request only their sender's
@@ -82,7 +79,6 @@ func Serve(ctx context.Context, opts ServeOptions) error {
 	ro := cfg.runnerOptions(p, log.With("component", "runner"))
 	ro.Jobs = runner.QueueJobs(q)
 	ro.State = q.State()
-	ro.Failpoints = opts.Failpoints
 	r, err := runner.New(ro)
 	if err != nil {
 		return err

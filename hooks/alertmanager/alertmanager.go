@@ -29,9 +29,9 @@ import (
 // Name is the source's path under /hooks/ and its Trigger.Source.
 const Name = "alertmanager"
 
-// DefaultHostLabels are the label keys that name an alert's host, in
-// order, when Config.HostLabels is empty.
-var DefaultHostLabels = []string{"instance", "host", "hostname", "nodename"}
+// DefaultHostLabels returns the label keys that name an alert's host, in
+// order, when Config.HostLabels is empty (a new slice each call).
+func DefaultHostLabels() []string { return []string{"instance", "host", "hostname", "nodename"} }
 
 // Config is the alertmanager section of firstlook.yaml, but for the
 // credentials, which cmd/firstlook reads as secrets and hands to New.
@@ -83,7 +83,7 @@ func New(cfg Config, tokens []string, basic []hooks.BasicAuth) (*Webhooks, error
 		return nil, errors.New("no credentials: set bearer_tokens or basic_auth, and the same in the webhook_config's http_config")
 	}
 	if len(s.hosts) == 0 {
-		s.hosts = DefaultHostLabels
+		s.hosts = DefaultHostLabels()
 	}
 	return s, nil
 }
@@ -156,7 +156,7 @@ func (s *Webhooks) Parse(_ *http.Request, body []byte) ([]hooks.Trigger, error) 
 }
 
 // Parse reads a notification with the default host labels (replay, tests).
-func Parse(body []byte) ([]hooks.Trigger, error) { return parse(body, DefaultHostLabels) }
+func Parse(body []byte) ([]hooks.Trigger, error) { return parse(body, DefaultHostLabels()) }
 
 func parse(body []byte, hostLabels []string) ([]hooks.Trigger, error) {
 	var m message

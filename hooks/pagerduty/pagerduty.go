@@ -35,9 +35,10 @@ import (
 // Source is the Trigger.Source of PagerDuty triggers.
 const Source = "pagerduty"
 
-// DefaultEvents are the event types that make a job when Config.Events is
-// empty: a new incident is when a first look helps.
-var DefaultEvents = []string{"incident.triggered"}
+// DefaultEvents returns the event types that make a job when Config.Events
+// is empty: a new incident is when a first look helps (a new slice each
+// call).
+func DefaultEvents() []string { return []string{"incident.triggered"} }
 
 // Config is the PagerDuty intake's configuration. The signing secrets are
 // not part of it: they are handed to NewHandler, so printing a Config never
@@ -97,7 +98,7 @@ func New(cfg Config, secrets []string) (*Webhooks, error) {
 	}
 	events := cfg.Events
 	if len(events) == 0 {
-		events = DefaultEvents
+		events = DefaultEvents()
 	}
 	s := &Webhooks{secrets: ss, events: make(map[string]bool, len(events))}
 	for _, e := range events {
