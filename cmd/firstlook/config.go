@@ -43,6 +43,8 @@ type Config struct {
 	LogLevel string `yaml:"log_level"`
 	// LogFormat is text or json (default text).
 	LogFormat string `yaml:"log_format"`
+	// Audit says where the audit log goes (default stderr).
+	Audit AuditConfig `yaml:"audit"`
 
 	HTTP      HTTPConfig      `yaml:"http"`
 	PagerDuty PagerDutyConfig `yaml:"pagerduty"`
@@ -85,6 +87,10 @@ type HTTPConfig struct {
 	// ShutdownTimeout is how long in-flight requests may take once
 	// shutdown starts.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+	// DrainDelay is how long /readyz answers 503 before the intake
+	// closes at shutdown, so that a load balancer stops sending here
+	// first (default 0: close at once).
+	DrainDelay time.Duration `yaml:"drain_delay"`
 }
 
 // PagerDutyConfig is the pagerduty section: the intake's Config and the

@@ -8,7 +8,10 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/firstlook/firstlook/hooks"
 	"github.com/firstlook/firstlook/hooks/alertmanager"
@@ -31,7 +34,7 @@ func serveCmd(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	log := newLogger(cfg, stderr)
 	cfg.logWarnings(log)
-	return Serve(ctx, ServeOptions{Config: cfg, Log: log})
+	return Serve(ctx, ServeOptions{Config: cfg, Log: log, Stderr: stderr})
 }
 
 // ServeOptions are serve's inputs; tests build them to run the daemon in
@@ -52,6 +55,9 @@ type ServeOptions struct {
 	// reach a fake of it; the sources still request only their sender's
 	// URLs.
 	SourceClient *http.Client
+	// Stderr is where audit lines go when audit.file is stderr (default
+	// os.Stderr).
+	Stderr io.Writer
 }
 
 // Serve runs the intake and the workers until ctx ends, then shuts down in
@@ -76,9 +82,31 @@ func Serve(ctx context.Context, opts ServeOptions) error {
 	}
 	defer q.Close()
 
+	// Metrics and the audit log: the intake, the queue and the spool are
+	// read at scrape time; the runner and SSH report through small
+	// wrappers (see metrics.go, audit.go).
+	met := newMetrics()
+	met.watchQueue(q)
+	if p.spool != nil {
+		met.watchSpool(p.spool)
+	}
+	auditTo := opts.Stderr
+	if auditTo == nil {
+		auditTo = os.Stderr
+	}
+	aud, closeAudit, err := openAudit(cfg, auditTo)
+	if err != nil {
+		return err
+	}
+	defer closeAudit()
+
 	ro := cfg.runnerOptions(p, log.With("component", "runner"))
 	ro.Jobs = runner.QueueJobs(q)
 	ro.State = q.State()
+	ro.Events = events{runnerEvents{m: met, now: time.Now}, aud}
+	if ro.Dialer != nil {
+		ro.Dialer = dialer{next: ro.Dialer, m: met}
+	}
 	r, err := runner.New(ro)
 	if err != nil {
 		return err
@@ -92,15 +120,15 @@ func Serve(ctx context.Context, opts ServeOptions) error {
 	intakeLog := log.With("component", "intake")
 	res := runner.Resolutions(q.State())
 	for _, src := range srcs {
-		h := hooks.NewHandler(src, hooks.Options{Queue: q, Resolver: res, Log: intakeLog})
+		h := met.intake(src.Name(), hooks.NewHandler(src, hooks.Options{Queue: q, Resolver: res, Log: intakeLog}))
 		// The exact path, and below it for sources that take a token
 		// as the last path segment (Mackerel).
 		mux.Handle("/hooks/"+src.Name(), h)
 		mux.Handle("/hooks/"+src.Name()+"/", h)
 	}
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		_, _ = io.WriteString(w, "ok\n")
-	})
+	var stopping atomic.Bool
+	health(mux, q, &stopping)
+	mux.Handle("GET /metrics", met.handler())
 
 	ln := opts.Listener
 	if ln == nil {
@@ -146,7 +174,14 @@ func Serve(ctx context.Context, opts ServeOptions) error {
 	case <-ctx.Done():
 	case <-srvDone:
 	}
-	log.Info("shutting down: intake first, then workers", "grace", cfg.Runner.Grace)
+	// Not ready first, so that a load balancer stops sending webhooks
+	// here before the intake closes.
+	stopping.Store(true)
+	if d := cfg.HTTP.DrainDelay; d > 0 {
+		log.Info("not ready; draining before the intake closes", "delay", d.String())
+		time.Sleep(d)
+	}
+	log.Info("shutting down: intake first, then workers", "grace", cfg.Runner.Grace.String())
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.HTTP.ShutdownTimeout)
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil {
