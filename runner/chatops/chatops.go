@@ -150,7 +150,7 @@ func (d *Desk) Run(ctx context.Context, r slack.RunRequest) (slack.Reply, error)
 // link), so the run's summary reads like the incident's other runs.
 func (d *Desk) incident(ctx context.Context, inc slack.IncidentRef) hooks.Incident {
 	out := hooks.Incident{ID: inc.ID, Title: inc.Title, URL: inc.URL}
-	if runs, err := d.runs(ctx, "run."+queue.Key(inc.Source)+"."+queue.Key(inc.ID)+".>"); err == nil && len(runs) > 0 {
+	if runs, err := d.incidentRuns(ctx, inc); err == nil && len(runs) > 0 {
 		if b, err := evidence.Read(ctx, d.store, runs[0].Bundle); err == nil {
 			mi := b.Manifest.Incident
 			out.Title, out.Number, out.URL = cmp.Or(out.Title, mi.Title), mi.Number, cmp.Or(out.URL, mi.URL)
@@ -196,6 +196,25 @@ func (d *Desk) runs(ctx context.Context, filters ...string) ([]storedRun, error)
 	return out, nil
 }
 
+// incidentRuns are the finished runs of inc, newest first: the runs its
+// webhooks started (run.<source>.<incident>.<host>.<playbook>) and those
+// people asked for (scope "<incident>/again/<delivery>", see the runner's
+// runScope).
+func (d *Desk) incidentRuns(ctx context.Context, inc slack.IncidentRef) ([]storedRun, error) {
+	runs, err := d.runs(ctx, "run."+queue.Key(inc.Source)+".*.*.*")
+	if err != nil {
+		return nil, err
+	}
+	out := runs[:0]
+	for _, r := range runs {
+		parts, err := queue.SplitKey(r.Key)
+		if err == nil && len(parts) == 5 && (parts[2] == inc.ID || strings.HasPrefix(parts[2], inc.ID+"/again/")) {
+			out = append(out, r)
+		}
+	}
+	return out, nil
+}
+
 // Last shows the newest run on host, or of inc when host is "", as its
 // summary with the evidence link.
 func (d *Desk) Last(ctx context.Context, host string, inc *slack.IncidentRef) (slack.Reply, error) {
@@ -206,14 +225,17 @@ func (d *Desk) Last(ctx context.Context, host string, inc *slack.IncidentRef) (s
 		if err != nil || len(hs) != 1 {
 			return slack.Reply{}, fmt.Errorf("%q is not an inventory host", host)
 		}
-		h := queue.Key(hs[0].Name)
-		filters = []string{"run.*.*." + h + ".*", "run.*.*." + h + ".*.*"}
+		filters = []string{"run.*.*." + queue.Key(hs[0].Name) + ".*"}
 		what = "host " + hs[0].Name
+	}
+	var runs []storedRun
+	var err error
+	if host != "" {
+		runs, err = d.runs(ctx, filters...)
 	} else {
-		filters = []string{"run." + queue.Key(inc.Source) + "." + queue.Key(inc.ID) + ".>"}
+		runs, err = d.incidentRuns(ctx, *inc)
 		what = "incident " + inc.ID
 	}
-	runs, err := d.runs(ctx, filters...)
 	if err != nil {
 		return slack.Reply{}, fmt.Errorf("list runs: %w", err)
 	}

@@ -175,7 +175,9 @@ func Runs(ctx context.Context, st State, store evidence.Store, since, until time
 		if jsonUnmarshal(raw, &rs) != nil || rs.Status != "done" || rs.Since.Before(since) || !rs.Since.Before(until) {
 			continue
 		}
-		r := Run{Source: parts[1], Incident: parts[2], Host: parts[3], Playbook: parts[4], At: rs.Since, Outcome: rs.Outcome}
+		// A run people asked for again is scoped "<incident>/again/<id>".
+		inc, _, _ := strings.Cut(parts[2], "/again/")
+		r := Run{Source: parts[1], Incident: inc, Host: parts[3], Playbook: parts[4], At: rs.Since, Outcome: rs.Outcome}
 		if store != nil && rs.Bundle != "" {
 			if l, err := store.Link(ctx, strings.TrimSuffix(rs.Bundle, "/")+"/"+evidence.ManifestFile); err == nil {
 				r.Link = l
