@@ -151,6 +151,15 @@ func TestScaleOut(t *testing.T) {
 		name := fmt.Sprintf("node%d.yaml", i)
 		e.write(name, cfg)
 		d := startDaemon(t, bin, filepath.Join(e.dir, name), filepath.Join(e.dir, fmt.Sprintf("node%d.log", i)))
+		// Registered after startDaemon's, so it runs first: that
+		// cleanup waits for the log pipe, which ends only when the
+		// process does.
+		t.Cleanup(func() {
+			if d.cmd.ProcessState == nil {
+				_ = d.cmd.Process.Kill()
+				_ = d.cmd.Wait()
+			}
+		})
 		nodes = append(nodes, d)
 		addrs = append(addrs, d.addr)
 	}
