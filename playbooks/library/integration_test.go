@@ -538,7 +538,7 @@ func TestIntegration(t *testing.T) {
 				{host: full, step: "sockets", wantAny: []string{"TCP sockets by state:\n", "ss: not installed"}},
 				{host: bare, step: "sockets", want: []string{"ss: not installed; TCP sockets by state from /proc/net/tcp"}},
 				{host: full, step: "listen queues", want: []string{"Recv-Q", e.net.Host(full).Addr}},
-				{host: bare, step: "listen queues", want: []string{"ss: not installed", "LISTEN " + e.net.Host(bare).Addr + " rx_queue 0"}},
+				{host: bare, step: "listen queues", want: []string{"ss: not installed", "LISTEN " + e.net.Host(bare).Addr + " rx_queue "}}, // the count is what waits for sshd's accept(): not 0 under load
 				{step: "tcp counters", want: []string{"since boot", "ListenOverflows", "RetransSegs"}},
 				{step: "interfaces", want: []string{"per interface over 2s", "Mbit/s", "eth0 ", "errs"}},
 				{host: full, step: "interfaces", want: []string{strings.TrimSuffix(e.net.Host(full).Addr, ":22") + "/30"}},
