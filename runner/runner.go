@@ -24,6 +24,7 @@ import (
 	"github.com/firstlook/firstlook/evidence/retry"
 	"github.com/firstlook/firstlook/hooks"
 	"github.com/firstlook/firstlook/playbooks"
+	"github.com/firstlook/firstlook/runner/failpoint"
 	"github.com/firstlook/firstlook/runner/inventory"
 	"github.com/firstlook/firstlook/runner/queue"
 	"github.com/firstlook/firstlook/runner/ssh"
@@ -121,15 +122,14 @@ type Options struct {
 	// Publishers take each stored run to the PagerDuty incident, the
 	// Slack channel…, in this order.
 	Publishers []evidence.Publisher
-	// Failpoints, in tests only, names the points where a job stops dead
-	// as if its worker were killed ("store:after",
-	// "publish:<sink>:before", "publish:<sink>:after").
-	Failpoints func(point string) bool
 	// Params are per-service playbook parameter overrides: service name
 	// or id → parameter → value.
 	Params  map[string]map[string]string
 	Version string
 	Log     *slog.Logger
+	// Events, when set, is told about runs, jobs and publishes (metrics,
+	// the audit log).
+	Events Events
 }
 
 // Runner executes jobs.
@@ -148,6 +148,7 @@ type Runner struct {
 	params     map[string]map[string]string
 	version    string
 	log        *slog.Logger
+	events     Events
 	now        func() time.Time
 }
 
@@ -171,12 +172,16 @@ func New(opts Options) (*Runner, error) {
 			return nil, err
 		}
 	}
+	var events Events = nopEvents{}
+	if opts.Events != nil {
+		events = opts.Events
+	}
 	return &Runner{
 		cfg: cfg, jobs: opts.Jobs, state: opts.State, inv: opts.Inventory,
 		playbooks: opts.Playbooks, dialer: opts.Dialer, store: opts.Store,
-		alerts: opts.Alerts, redactor: red, publishers: opts.Publishers, failpoints: opts.Failpoints,
+		alerts: opts.Alerts, redactor: red, publishers: opts.Publishers,
 		params: opts.Params, version: opts.Version,
-		log: log, now: time.Now,
+		log: log, events: events, now: time.Now,
 	}, nil
 }
 
@@ -187,6 +192,8 @@ func (r *Runner) Run(ctx context.Context) error {
 	if r.jobs == nil || r.state == nil || r.dialer == nil || r.store == nil {
 		return errors.New("runner: jobs, state, dialer and store are required to run jobs")
 	}
+	// Tests stop jobs dead at failpoints given through ctx.
+	r.failpoints = failpoint.From(ctx)
 	jobCtx, stopJobs := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopJobs()
 	var wg sync.WaitGroup
@@ -218,8 +225,12 @@ func (r *Runner) work(leaseCtx, jobCtx context.Context) {
 			job, err = r.jobs.Next(ctx)
 			return err
 		})
-		// With retry.Always and no cap, err means that leaseCtx ended.
-		if leaseCtx.Err() != nil || err != nil {
+		// With retry.Always and no cap, err means that leaseCtx ended or
+		// that its deadline comes before the next attempt could.
+		if err != nil {
+			<-leaseCtx.Done()
+		}
+		if leaseCtx.Err() != nil {
 			if job != nil {
 				r.nak(job, 0)
 			}
@@ -296,23 +307,28 @@ func (r *Runner) handle(ctx context.Context, job Job) {
 		// A test stopped the worker dead: leave the job to be
 		// redelivered, as a killed process would.
 		log.Warn("job stopped at a failpoint", "err", err)
+		r.events.JobDone(t, "killed")
 	case err == nil:
 		if len(plan.Runs) == 0 {
 			log.Info("no playbook matches", "event", t.Event, "service", t.Incident.Service.Name)
 		}
 		r.ack(job, log)
+		r.events.JobDone(t, "acked")
 		log.Debug("job done", "runs", len(plan.Runs))
 	case errors.Is(err, errShutdown) || ctx.Err() != nil:
 		log.Info("job cut short by shutdown; it stays queued")
 		r.nak(job, 0)
+		r.events.JobDone(t, "requeued")
 	case job.Exhausted():
 		log.Error("could not even report the job's runs; dropping it", "err", err)
 		r.ack(job, log)
+		r.events.JobDone(t, "dropped")
 	default:
 		// Also on the last regular delivery: the queue delivers once
 		// more, as exhausted, and that delivery reports the runs.
 		log.Warn("job failed; it will be delivered again", "err", err)
 		r.nak(job, 5*time.Second)
+		r.events.JobDone(t, "retried")
 	}
 }
 
@@ -364,7 +380,7 @@ func (r *Runner) giveUp(ctx context.Context, t hooks.Trigger, run Run) error {
 // runOnce executes one planned run unless it already finished, stores its
 // bundle and marks it done.
 func (r *Runner) runOnce(ctx context.Context, t hooks.Trigger, run Run) error {
-	key := queue.Key("run", t.Source, t.Incident.ID, run.Target, run.Playbook.Name)
+	key := queue.Key("run", t.Source, runScope(t), run.Target, run.Playbook.Name)
 	log := r.log.With("incident", t.Incident.ID, "host", run.Target, "playbook", run.Playbook.Name)
 	// A claim older than the playbook's whole timeout plus slack belongs
 	// to a worker that is gone.
@@ -384,9 +400,11 @@ func (r *Runner) runOnce(ctx context.Context, t hooks.Trigger, run Run) error {
 		return r.publish(ctx, t, key, t.JobID(), b, prev.Bundle)
 	case errors.Is(err, errDone):
 		log.Info("run already done; not running it again", "bundle", prev.Bundle)
+		r.events.RunRefused(t, run, RefusedDone)
 		return nil
 	case errors.Is(err, errBusy):
 		log.Info("run held by another job", "job", prev.Job, "since", prev.Since)
+		r.events.RunRefused(t, run, RefusedBusy)
 		return nil
 	case err != nil:
 		return err
@@ -408,6 +426,21 @@ func (r *Runner) runOnce(ctx context.Context, t hooks.Trigger, run Run) error {
 			return err
 		}
 		defer unlock()
+		// Last look before the run starts: an incident that resolved
+		// meanwhile is not diagnosed (its host may be a healthy
+		// replacement by now). A run already started finishes.
+		if err := r.resolvedFirst(ctx, t); err != nil {
+			if _, ok := errors.AsType[*ResolvedError](err); !ok {
+				return err
+			}
+			log.Info("incident resolved before the run started; not running it", "why", err)
+			run.Err = err
+		}
+	}
+	if run.Err == nil {
+		r.events.RunStarted(t, run)
+	} else {
+		r.events.RunRefused(t, run, RefusedNotStarted)
 	}
 	b := r.Execute(ctx, t, run)
 	if ctx.Err() != nil {
@@ -427,6 +460,7 @@ func (r *Runner) runOnce(ctx context.Context, t hooks.Trigger, run Run) error {
 		return err
 	}
 	log.Info("run finished", "status", b.Manifest.Status, "bundle", prefix)
+	r.events.RunStored(t, b)
 	if err := r.finishRun(ctx, c, t.JobID(), prefix, string(b.Manifest.Status)); err != nil || isGroup(run) {
 		return err
 	}

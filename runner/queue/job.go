@@ -9,10 +9,11 @@ import (
 	"sync"
 	"time"
 
-	retrypkg "github.com/firstlook/firstlook/evidence/retry"
-	"github.com/firstlook/firstlook/hooks"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	retrypkg "github.com/firstlook/firstlook/evidence/retry"
+	"github.com/firstlook/firstlook/hooks"
 )
 
 // pullWait bounds one pull request, so a request lost with a failed server
@@ -178,6 +179,11 @@ func (q *Queue) Next(ctx context.Context) (*Job, error) {
 		case q.life.Err() != nil || ctx.Err() != nil:
 			continue // reported above
 		case err != nil:
+			if e, ok := errors.AsType[*retrypkg.Error](err); ok && e.Reason == retrypkg.Deadline {
+				// ctx ends before the next pull could start.
+				<-ctx.Done()
+				continue
+			}
 			return nil, fmt.Errorf("queue: next: %w", retrypkg.Last(err))
 		}
 		// The pull request expired without a job; ask again.
