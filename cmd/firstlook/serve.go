@@ -71,6 +71,7 @@ func Serve(ctx context.Context, opts ServeOptions) error {
 	ro := cfg.runnerOptions(p, log.With("component", "runner"))
 	ro.Jobs = runner.QueueJobs(q)
 	ro.State = q.State()
+	ro.Leases = runner.QueueLeases(q)
 	ro.Failpoints = opts.Failpoints
 	r, err := runner.New(ro)
 	if err != nil {

@@ -34,6 +34,9 @@ func runContract(t *testing.T, config func(t *testing.T) queue.Config) {
 		{"StateCAS", testStateCAS},
 		{"StateConcurrentCAS", testStateConcurrentCAS},
 		{"Reopen", testReopen},
+		{"DuplicateAfterFinish", testDuplicateAfterFinish},
+		{"DeferIsNotAnAttempt", testDeferIsNotAnAttempt},
+		{"Leases", testLeases},
 		{"Closed", testClosed},
 		{"NextHonoursContext", testNextContext},
 	}
