@@ -17,7 +17,7 @@ import (
 )
 
 // buildBinary builds firstlook once per test binary run.
-func buildBinary(t *testing.T) string {
+func buildBinary(t testing.TB) string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "firstlook")
 	cmd := exec.Command("go", "build", "-o", bin, ".")
@@ -37,7 +37,7 @@ type daemon struct {
 
 var listening = regexp.MustCompile(`msg=listening addr=(\S+)`)
 
-func startDaemon(t *testing.T, bin, cfg, logFile string) *daemon {
+func startDaemon(t testing.TB, bin, cfg, logFile string) *daemon {
 	t.Helper()
 	f, err := os.OpenFile(logFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
@@ -83,7 +83,7 @@ func startDaemon(t *testing.T, bin, cfg, logFile string) *daemon {
 	return d
 }
 
-func (d *daemon) kill(t *testing.T) {
+func (d *daemon) kill(t testing.TB) {
 	t.Helper()
 	if err := d.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
