@@ -177,9 +177,15 @@ type EmbeddedConfig struct {
 	Cluster ClusterConfig `yaml:"cluster"`
 	// KeyFile, when set, turns on encryption at rest: the store's files
 	// (jobs, which hold webhook bodies, and state) are encrypted with a
-	// key derived from this file's contents (the first line, at least 16
-	// bytes). Losing the file loses the store: see the README.
+	// key derived from this file's contents (trailing newlines dropped; at
+	// least 16 bytes). A systemd credential ($CREDENTIALS_DIRECTORY/…) or
+	// a mounted secret are both files. Losing it loses the store: see the
+	// README.
 	KeyFile string `yaml:"key_file"`
+	// PreviousKeyFile, set together with a new KeyFile for one start,
+	// rotates the key: the store is read with the previous key and
+	// rewritten with the new one.
+	PreviousKeyFile string `yaml:"previous_key_file"`
 	// Cipher is the encryption at rest's cipher: "chacha" (the default)
 	// or "aes".
 	Cipher string `yaml:"cipher"`
@@ -215,7 +221,8 @@ func (c Config) Validate() error {
 		if err := validateURLs(c.URL); err != nil {
 			return err
 		}
-		if c.Embedded.Dir != "" || c.Embedded.Name != "" || c.Embedded.Listen != "" || c.Embedded.Cluster.enabled() {
+		if c.Embedded.Dir != "" || c.Embedded.Name != "" || c.Embedded.Listen != "" || c.Embedded.Cluster.enabled() ||
+			c.Embedded.KeyFile != "" || c.Embedded.PreviousKeyFile != "" || c.Embedded.Cipher != "" {
 			return errors.New("embedded: set, but url is set: the embedded server is not used")
 		}
 		if c.Sync != "" {
@@ -293,6 +300,9 @@ func (e EmbeddedConfig) validate() error {
 	}
 	if e.Cipher != "" && e.KeyFile == "" {
 		return errors.New("embedded.cipher: set without embedded.key_file")
+	}
+	if e.PreviousKeyFile != "" && e.KeyFile == "" {
+		return errors.New("embedded.previous_key_file: set without embedded.key_file (the new key)")
 	}
 	if e.Listen != "" {
 		if err := validateHostPort(e.Listen); err != nil {

@@ -25,6 +25,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -199,6 +200,12 @@ func (q *Queue) ensure(ctx context.Context) error {
 	}
 	q.js = js
 	c := q.cfg
+	if q.srv != nil && !c.Embedded.Cluster.enabled() {
+		// A clustered server learns its streams from its peers, later.
+		if err := q.checkRecovered(ctx); err != nil {
+			return err
+		}
+	}
 	steps := []struct {
 		what string
 		do   func(context.Context) error
@@ -281,6 +288,35 @@ func (q *Queue) ensure(ctx context.Context) error {
 	for _, s := range steps {
 		if err := retry(ctx, q.cfg, s.what, s.do); err != nil {
 			return fmt.Errorf("queue: create %s: %w", s.what, err)
+		}
+	}
+	return nil
+}
+
+// checkRecovered refuses an embedded store whose streams are on disk but
+// were not loaded: encrypted with another key, or encrypted while no key
+// is configured. Creating them anew would answer webhooks with an empty
+// queue over the unreadable one.
+func (q *Queue) checkRecovered(ctx context.Context) error {
+	c := q.cfg
+	streams := filepath.Join(c.Embedded.Dir, "jetstream", "$G", "streams")
+	for _, name := range []string{c.Stream, kvStreamPrefix + c.KVBucket, kvStreamPrefix + c.DeliveryBucket} {
+		if _, err := os.Stat(filepath.Join(streams, name)); err != nil {
+			continue // not created yet
+		}
+		err := retry(ctx, c, "stream "+name, func(ctx context.Context) error {
+			_, err := q.js.Stream(ctx, name)
+			if errors.Is(err, jetstream.ErrStreamNotFound) {
+				return &jetstream.APIError{Code: 400, Description: "not loaded"}
+			}
+			return err
+		})
+		if err != nil {
+			hint := "embedded.key_file is not set, and the store may be encrypted"
+			if c.Embedded.KeyFile != "" {
+				hint = "the store may be encrypted with another key than embedded.key_file's"
+			}
+			return fmt.Errorf("queue: the store in %s has stream %s, but the server could not load it (%s; see the server's errors in the log): %w", c.Embedded.Dir, name, hint, err)
 		}
 	}
 	return nil
