@@ -87,7 +87,7 @@ func testDeferIsNotAnAttempt(t *testing.T, cfg queue.Config) {
 // expires within about the TTL once its holder stops renewing (as a killed
 // process does), and is free again once released.
 func testLeases(t *testing.T, cfg queue.Config) {
-	cfg.LeaseTTL = 2 * time.Second
+	cfg.LeaseTTL = 3 * time.Second
 	q := open(t, cfg)
 	ctx := testCtx(t, time.Minute)
 	l := q.Leases()
@@ -98,10 +98,10 @@ func testLeases(t *testing.T, cfg queue.Config) {
 	if _, err := l.Acquire(ctx, "lock.web-1.disk", "job-b"); !errors.Is(err, queue.ErrHeld) || !strings.Contains(err.Error(), "job-a") {
 		t.Fatalf("second Acquire: got %v, want ErrHeld naming job-a", err)
 	}
-	// Held three TTLs: renewed, still exclusive.
-	time.Sleep(3 * cfg.LeaseTTL)
+	// Held two TTLs: renewed, still exclusive.
+	time.Sleep(2 * cfg.LeaseTTL)
 	if _, err := l.Acquire(ctx, "lock.web-1.disk", "job-b"); !errors.Is(err, queue.ErrHeld) {
-		t.Fatalf("Acquire after 3 TTLs of a held lease: got %v, want ErrHeld", err)
+		t.Fatalf("Acquire after 2 TTLs of a held lease: got %v, want ErrHeld", err)
 	}
 	select {
 	case <-a.Lost():
