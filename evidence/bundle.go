@@ -45,6 +45,10 @@ type Manifest struct {
 	StartedAt        time.Time `json:"started_at"`
 	EndedAt          time.Time `json:"ended_at"`
 	Steps            []Step    `json:"steps"`
+	// Group names the hosts this run was one of ("group web",
+	// "selector role=web"); empty for a single-host run. The run's page
+	// links to the group's (GroupPrefix).
+	Group string `json:"group,omitempty"`
 }
 
 // Incident identifies the incident the run was for.
@@ -80,6 +84,10 @@ type Step struct {
 	Name string `json:"name"`
 	// Command is the command line exactly as sent to the host.
 	Command string `json:"command"`
+	// Script is a script step's rendered script, sent on the command's
+	// stdin (Command is then only the interpreter, "sh -s"), redacted
+	// like the output.
+	Script string `json:"script,omitempty"`
 	// ExitCode is the remote exit status; -1 when there was none (timeout,
 	// killed by a signal, connection lost).
 	ExitCode int    `json:"exit_code"`
@@ -97,6 +105,45 @@ type Step struct {
 	// Redactions counts the secrets replaced in this step's output,
 	// command and error before anything was stored or sent.
 	Redactions int `json:"redactions"`
+	// Findings are what the step's finding rules found in its redacted
+	// stdout, most severe first.
+	Findings []Finding `json:"findings,omitempty"`
+	// Values are, by finding rule, the most extreme value the rule saw,
+	// finding or not: what a fan-out compares across hosts.
+	Values map[string]float64 `json:"values,omitempty"`
+}
+
+// Severity ranks a finding: info, warn or crit.
+type Severity string
+
+// The severities.
+const (
+	SeverityInfo Severity = "info"
+	SeverityWarn Severity = "warn"
+	SeverityCrit Severity = "crit"
+)
+
+// Rank orders severities: 0 for an unknown one, then info, warn, crit.
+func (s Severity) Rank() int {
+	switch s {
+	case SeverityInfo:
+		return 1
+	case SeverityWarn:
+		return 2
+	case SeverityCrit:
+		return 3
+	}
+	return 0
+}
+
+// Finding is one answer a step's output gave: "/ 97% full, 1.2 GiB free".
+type Finding struct {
+	// Rule is the name of the playbook's finding rule.
+	Rule     string   `json:"rule"`
+	Severity Severity `json:"severity"`
+	Message  string   `json:"message"`
+	// Value is the number the rule compared with its thresholds.
+	Value *float64 `json:"value,omitempty"`
 }
 
 // OK reports whether the step ran to completion and exited 0, or was
@@ -113,9 +160,12 @@ type Output struct {
 	// File is the bundle file holding the kept bytes; empty when the
 	// stream was empty.
 	File string `json:"file,omitempty"`
-	// Bytes is how many bytes the stream produced in all.
+	// Bytes is how many bytes the stream produced in all, counted before
+	// redaction.
 	Bytes int64 `json:"bytes"`
-	// Kept is how many of them are in File (at most the cap).
+	// Kept is the size of File: the bytes kept (at most the cap), counted
+	// after redaction, so it may differ from the kept part of Bytes when
+	// a secret was replaced.
 	Kept int64 `json:"kept"`
 	// Truncated is true when Bytes > Kept.
 	Truncated bool `json:"truncated"`

@@ -2,7 +2,8 @@ package evidence
 
 import (
 	"fmt"
-	"regexp"
+	"maps"
+	"math"
 	"slices"
 	"sort"
 	"strconv"
@@ -44,20 +45,22 @@ func (d Difference) String() string {
 	return fmt.Sprintf("%s: %s: %s", d.Host, d.Step, d.What)
 }
 
-// percent finds percentages in output ("97%", "12.5 %").
-var percent = regexp.MustCompile(`(\d{1,3}(?:\.\d+)?)\s?%`)
-
-// outlierPoints is how far, in percentage points, a host's figure must be
-// from its peers' median to count as different: far enough that ordinary
-// spread (40% vs 52% disk) is not news, near enough that 97% vs 40% is.
-const outlierPoints = 25
+// A host's value differs from its peers' when it is further from their
+// median than half the median, and than three times the values' median
+// absolute deviation: far enough that ordinary spread (disk at 40% and
+// 52%) is not news, near enough that 97% against 40%, or a load of 8
+// against 1, is.
+const (
+	outlierShare = 0.5
+	outlierMADs  = 3
+)
 
 // Compare finds the hosts that differ from the rest: a run that could not
 // start or failed where most did not, a step whose exit code is not the
-// most common one, and a step whose highest percentage (disk use, memory,
-// CPU) is far from the median of its peers'. It needs at least three hosts
-// to speak of "the rest"; with fewer it only reports runs that could not
-// start or failed.
+// most common one, a finding that most hosts do not have, and a named
+// value (a finding rule's, recorded in Step.Values) far from its peers'.
+// It needs at least three hosts to speak of "the rest"; with fewer it only
+// reports runs that could not start or failed.
 func Compare(runs []*Bundle) []Difference {
 	var diffs []Difference
 	n := len(runs)
@@ -90,9 +93,7 @@ func Compare(runs []*Bundle) []Difference {
 	// Step by step, over the runs that have the step.
 	type obs struct {
 		host string
-		exit int
-		pct  float64
-		has  bool
+		st   Step
 	}
 	steps := map[string][]obs{}
 	var order []string
@@ -104,13 +105,7 @@ func Compare(runs []*Bundle) []Difference {
 			if _, seen := steps[st.Name]; !seen {
 				order = append(order, st.Name)
 			}
-			o := obs{host: b.Manifest.Host.Name, exit: st.ExitCode}
-			for _, m := range percent.FindAllSubmatch(b.Files[st.Stdout.File], -1) {
-				if v, err := strconv.ParseFloat(string(m[1]), 64); err == nil && v <= 100 {
-					o.pct, o.has = max(o.pct, v), true
-				}
-			}
-			steps[st.Name] = append(steps[st.Name], o)
+			steps[st.Name] = append(steps[st.Name], obs{host: b.Manifest.Host.Name, st: st})
 		}
 	}
 	for _, name := range order {
@@ -121,7 +116,7 @@ func Compare(runs []*Bundle) []Difference {
 		// Exit codes: the most common one is "normal".
 		counts := map[int]int{}
 		for _, o := range obss {
-			counts[o.exit]++
+			counts[o.st.ExitCode]++
 		}
 		common, best := 0, -1
 		for code, c := range counts {
@@ -131,39 +126,85 @@ func Compare(runs []*Bundle) []Difference {
 		}
 		if best*2 > len(obss) {
 			for _, o := range obss {
-				if o.exit != common {
-					diffs = append(diffs, Difference{Host: o.host, Step: name, What: fmt.Sprintf("exit %d where %d of %d hosts exit %d", o.exit, best, len(obss), common)})
+				if o.st.ExitCode != common {
+					diffs = append(diffs, Difference{Host: o.host, Step: name, What: fmt.Sprintf("exit %d where %d of %d hosts exit %d", o.st.ExitCode, best, len(obss), common)})
 				}
 			}
 		}
-		// Percentages: far from the median of the others.
-		var vals []float64
+		// Findings most hosts do not have: the worst of each rule.
+		rules := map[string]bool{}
+		var ruleOrder []string
 		for _, o := range obss {
-			if o.has {
-				vals = append(vals, o.pct)
+			for _, f := range o.st.Findings {
+				if !rules[f.Rule] {
+					rules[f.Rule] = true
+					ruleOrder = append(ruleOrder, f.Rule)
+				}
+			}
+			for _, r := range slices.Sorted(maps.Keys(o.st.Values)) {
+				if !rules[r] {
+					rules[r] = true
+					ruleOrder = append(ruleOrder, r)
+				}
 			}
 		}
-		if len(vals) < 3 {
-			continue
-		}
-		med := median(vals)
-		var peers []float64
-		var out []obs
-		for _, o := range obss {
-			switch {
-			case !o.has:
-			case o.pct-med >= outlierPoints || med-o.pct >= outlierPoints:
-				out = append(out, o)
-			default:
-				peers = append(peers, o.pct)
+		for _, rule := range ruleOrder {
+			flagged := map[string]bool{}
+			var with []obs
+			for _, o := range obss {
+				if i := slices.IndexFunc(o.st.Findings, func(f Finding) bool { return f.Rule == rule && f.Severity.Rank() >= SeverityWarn.Rank() }); i >= 0 {
+					with = append(with, o)
+				}
 			}
-		}
-		if len(out)*2 >= len(vals) || len(peers) == 0 {
-			continue // no majority to differ from
-		}
-		lo, hi := slices.Min(peers), slices.Max(peers)
-		for _, o := range out {
-			diffs = append(diffs, Difference{Host: o.host, Step: name, What: fmt.Sprintf("%s%% where its %d peers show %s", num(o.pct), len(peers), span(lo, hi))})
+			if len(with)*2 < len(obss) {
+				for _, o := range with {
+					f := o.st.Findings[slices.IndexFunc(o.st.Findings, func(f Finding) bool { return f.Rule == rule })]
+					diffs = append(diffs, Difference{Host: o.host, Step: name, What: fmt.Sprintf("%s %s where %d of %d hosts have no %q finding", strings.ToUpper(string(f.Severity)), f.Message, len(obss)-len(with), len(obss), rule)})
+					flagged[o.host] = true
+				}
+			}
+			// The rule's value, far from the median of the others.
+			var vals []float64
+			for _, o := range obss {
+				if v, ok := o.st.Values[rule]; ok {
+					vals = append(vals, v)
+				}
+			}
+			if len(vals) < 3 {
+				continue
+			}
+			med := median(vals)
+			dev := make([]float64, len(vals))
+			for i, v := range vals {
+				dev[i] = math.Abs(v - med)
+			}
+			limit := max(outlierShare*math.Abs(med), outlierMADs*median(dev))
+			var peers []float64
+			type outlier struct {
+				host string
+				v    float64
+			}
+			var out []outlier
+			for _, o := range obss {
+				v, ok := o.st.Values[rule]
+				switch {
+				case !ok:
+				case math.Abs(v-med) > limit:
+					out = append(out, outlier{o.host, v})
+				default:
+					peers = append(peers, v)
+				}
+			}
+			if len(out)*2 >= len(vals) || len(peers) == 0 {
+				continue // no majority to differ from
+			}
+			lo, hi := slices.Min(peers), slices.Max(peers)
+			for _, o := range out {
+				if flagged[o.host] {
+					continue // its finding already says so
+				}
+				diffs = append(diffs, Difference{Host: o.host, Step: name, What: fmt.Sprintf("%s %s where its %d peers show %s", rule, num(o.v), len(peers), span(lo, hi))})
+			}
 		}
 	}
 	return diffs
@@ -182,9 +223,9 @@ func num(f float64) string { return strconv.FormatFloat(f, 'f', -1, 64) }
 
 func span(lo, hi float64) string {
 	if lo == hi {
-		return num(lo) + "%"
+		return num(lo)
 	}
-	return num(lo) + "–" + num(hi) + "%"
+	return num(lo) + "–" + num(hi)
 }
 
 // FanoutManifest is the manifest a fan-out summary is published under:
@@ -230,12 +271,26 @@ func fanoutHeadline(rep Report) string {
 	if len(differ) > 0 {
 		h += fmt.Sprintf(", %d differ", len(differ))
 	}
+	// The worst finding of any host.
+	worst := ""
+	rank := 0
+	for _, r := range f.Runs {
+		if fs := Findings(r.Bundle.Manifest); len(fs) > 0 && fs[0].Severity.Rank() > rank && fs[0].Severity.Rank() >= SeverityWarn.Rank() {
+			worst, rank = strings.ToUpper(string(fs[0].Severity))+" "+r.Bundle.Manifest.Host.Name+": "+fs[0].Message, fs[0].Severity.Rank()
+		}
+	}
+	if worst != "" {
+		h += "; " + worst
+	}
 	return h
 }
 
 func fanoutHostLine(r FanoutRun) string {
 	m := r.Bundle.Manifest
 	line := fmt.Sprintf("%s %s — %s", runMark(m), m.Host.Name, outcome(m))
+	if fs := Findings(m); len(fs) > 0 {
+		line += "; " + fs[0].String()
+	}
 	if d := runDuration(m); d > 0 {
 		line += fmt.Sprintf(" (%s)", d.Round(time.Millisecond))
 	}

@@ -20,6 +20,15 @@ func host(name string, dfUse int, exit int, status evidence.Status, why string) 
 	)
 	if status == evidence.StatusNotStarted {
 		rep.Bundle.Manifest.Steps = nil
+	} else {
+		// What the df step's finding rule records: its value always, a
+		// finding at 95% and more.
+		df := &rep.Bundle.Manifest.Steps[0]
+		df.Values = map[string]float64{"filesystem full": float64(dfUse)}
+		if dfUse >= 95 {
+			v := float64(dfUse)
+			df.Findings = []evidence.Finding{{Rule: "filesystem full", Severity: evidence.SeverityCrit, Message: fmt.Sprintf("/ %d%% full, 1 GiB free", dfUse), Value: &v}}
+		}
 	}
 	rep.Bundle.Manifest.Host = evidence.Host{Name: name, Address: name + ":22"}
 	return rep.Bundle
@@ -33,7 +42,9 @@ func TestCompare(t *testing.T) {
 		want []string
 	}{
 		{"one disk far above its peers", []*evidence.Bundle{host("web-1", 41, 0, ok, ""), host("web-2", 38, 0, ok, ""), host("web-3", 97, 0, ok, ""), host("web-4", 42, 0, ok, "")},
-			[]string{"web-3: df: 97% where its 3 peers show 38–42%"}},
+			[]string{`web-3: df: CRIT / 97% full, 1 GiB free where 3 of 4 hosts have no "filesystem full" finding`}},
+		{"one value far from its peers, no finding", []*evidence.Bundle{host("web-1", 11, 0, ok, ""), host("web-2", 9, 0, ok, ""), host("web-3", 80, 0, ok, ""), host("web-4", 10, 0, ok, "")},
+			[]string{"web-3: df: filesystem full 80 where its 3 peers show 9–11"}},
 		{"ordinary spread", []*evidence.Bundle{host("web-1", 40, 0, ok, ""), host("web-2", 52, 0, ok, ""), host("web-3", 61, 0, ok, "")}, nil},
 		{"odd exit code", []*evidence.Bundle{host("web-1", 40, 0, ok, ""), host("web-2", 40, 0, ok, ""), host("web-3", 40, 2, evidence.StatusFailed, "")},
 			[]string{"web-3: failed (inodes) where 2 of 3 hosts passed", "web-3: inodes: exit 2 where 2 of 3 hosts exit 0"}},
@@ -76,7 +87,7 @@ func TestRenderFanout(t *testing.T) {
 	golden(t, "fanout.md", []byte(evidence.Markdown(rep)))
 	blocks, _ := json.MarshalIndent(slack.Blocks{BlockSet: evidence.SlackBlocks(rep)}, "", "  ")
 	golden(t, "fanout.blocks.json", append(blocks, '\n'))
-	if txt := evidence.Text(rep); txt != "firstlook: linux-baseline on group web: 5 hosts, 4 ok, 2 differ" {
+	if txt := evidence.Text(rep); txt != "firstlook: linux-baseline on group web: 5 hosts, 4 ok, 2 differ; CRIT web-3: / 97% full, 1 GiB free" {
 		t.Errorf("got %q", txt)
 	}
 }

@@ -3,7 +3,12 @@ package evidence
 import (
 	"bytes"
 	"fmt"
+	"math"
 	"regexp"
+	"slices"
+	"sort"
+	"sync"
+	"unicode/utf8"
 )
 
 // RedactConfig adds site-specific patterns to the built-in ones.
@@ -20,54 +25,140 @@ func (c RedactConfig) Validate() error {
 	return err
 }
 
-// rule is one kind of secret: where it is, and what part of the match is
-// the secret (group; 0 = the whole match).
+// firstGroup as a rule's group takes the first non-empty capture group as
+// the secret, or the whole match when none took part (gitleaks' default).
+const firstGroup = -1
+
+// rule is one kind of secret: where it is, what part of the match is the
+// secret, and what makes a match not one.
 type rule struct {
 	kind  string
 	re    *regexp.Regexp
-	group int
+	group int // 0 = the whole match, n = group n, or firstGroup
+	// entropy, when set, is the Shannon entropy (bits per character) a
+	// secret must exceed.
+	entropy float64
+	// keywords (lowercase): the rule runs only near one of them; none =
+	// over the whole text.
+	keywords []string
+	// multiline rules can match across lines: their search window reaches
+	// further than the keyword's neighbouring lines.
+	multiline bool
+	allow     []*allowlist
+	// check, when set, must accept the secret.
+	check func(secret []byte) bool
 }
 
-// builtin are the secrets redacted everywhere. Each is anchored on a
-// shape or a key name that makes false positives rare: a 40-character
-// base64 string alone is not taken for an AWS secret key, but one after
-// aws_secret_access_key is.
-var builtin = []struct{ kind, expr string }{
-	{"private-key", `-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----(?s:.*?)(?:-----END [A-Z0-9 ]*PRIVATE KEY-----|\z)`},
-	{"aws-access-key", `\b(?:AKIA|ASIA|ABIA|ACCA|AGPA|AIDA|AIPA|AKPA|ANPA|ANVA|APKA|AROA)[A-Z0-9]{16}\b`},
-	{"aws-secret-key", `(?i)(?:aws_?secret_?access_?key|aws_?secret_?key|secret_?access_?key)["']?\s*[:=]\s*["']?(?P<secret>[A-Za-z0-9/+=]{40})`},
-	{"slack-token", `\bxox[abposre]-[A-Za-z0-9-]{10,}`},
-	{"slack-token", `\bxapp-\d-[A-Za-z0-9-]{10,}`},
-	{"slack-webhook", `https://hooks\.slack\.com/(?:services|workflows|triggers)/[A-Za-z0-9/_-]+`},
-	{"pagerduty-token", `(?i)token token=(?P<secret>[A-Za-z0-9_+\-]{20,})`},
-	{"pagerduty-token", `\bu\+[A-Za-z0-9_-]{18}\b`},
-	{"pagerduty-key", `(?i)(?:routing_key|integration_key|service_key)["']?\s*[:=]\s*["']?(?P<secret>[a-f0-9]{32})`},
-	{"bearer", `(?i)\bbearer\s+(?P<secret>[A-Za-z0-9._~+/=-]{8,})`},
-	{"basic-auth", `(?i)\bbasic\s+(?P<secret>[A-Za-z0-9+/]{8,}={0,2})`},
-	{"url-password", `\b[a-zA-Z][a-zA-Z0-9+.-]*://[^/\s:@]+:(?P<secret>[^/\s@]+)@`},
-	{"password", `(?i)\b[A-Za-z0-9_.-]*(?:password|passwd|passphrase|secret|api_?key|access_?token|auth_?token)[A-Za-z0-9_.-]*["']?\s*[:=]\s*["']?(?P<secret>[^\s"',;]{4,})`},
+// own are firstlook's rules beside gitleaks': credentials that are plain
+// words rather than recognisable tokens (passwords in key=value pairs, in
+// URLs and flags), PagerDuty's keys, which gitleaks does not know, and a
+// looser net under the commonest token formats (AWS, Slack, private key
+// blocks also when cut off by truncation), since a redactor had better
+// catch a documentation key than miss a real one.
+var own = []struct {
+	kind, expr string
+	keywords   []string
+	check      func([]byte) bool
+}{
+	{"private-key", `-----BEGIN [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----(?s:.*?)(?:-----END [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----|\z)`, []string{"-----begin "}, nil},
+	{"aws-access-key", `\b(?:AKIA|ASIA|ABIA|ACCA|AGPA|AIDA|AIPA|AKPA|ANPA|ANVA|APKA|AROA)[A-Z0-9]{16}\b`, []string{"akia", "asia", "abia", "acca", "agpa", "aida", "aipa", "akpa", "anpa", "anva", "apka", "aroa"}, nil},
+	{"aws-secret-key", `(?i)(?:aws_?secret_?access_?key|aws_?secret_?key|secret_?access_?key)["']?[ \t]*[:=][ \t]*["']?([A-Za-z0-9/+=]{40})`, []string{"secret"}, nil},
+	{"slack-token", `\bxox[abposre]-[A-Za-z0-9-]{10,}`, []string{"xox"}, nil},
+	{"slack-token", `\bxapp-\d-[A-Za-z0-9-]{10,}`, []string{"xapp-"}, nil},
+	{"slack-webhook", `https://hooks\.slack\.com/(?:services|workflows|triggers)/[A-Za-z0-9/_-]+`, []string{"hooks.slack.com"}, nil},
+	{"pagerduty-token", `(?i)token token=([A-Za-z0-9_+\-]{20,})`, []string{"token token="}, nil},
+	{"pagerduty-token", `\bu\+[A-Za-z0-9_-]{18}\b`, []string{"u+"}, nil},
+	{"pagerduty-key", `(?i)(?:routing|integration|service)[_-]?key["']?[ \t]*[:=][ \t]*["']?([a-fA-F0-9]{32}|R[A-Z0-9]{31})\b`, []string{"key"}, nil},
+	{"bearer", `(?i)\bbearer[ \t]+([A-Za-z0-9._~+/=-]{8,})`, []string{"bearer"}, tokenLike},
+	{"basic-auth", `(?i)\bbasic[ \t]+([A-Za-z0-9+/]{8,}={0,2})`, []string{"basic"}, tokenLike},
+	{"url-password", `\b[a-zA-Z][a-zA-Z0-9+.-]*://[^/\s:@]*:([^/\s]+)@`, []string{"://"}, nil},
+	{"password", `(?i)[\w.-]*(?:password|passwd|passphrase|secret|api_?key|access_?key|access_?token|auth_?token|refresh_?token|private_?key|_pass|_pwd)[\w.-]*["']?[ \t]*[:=][ \t]*(?:"([^"\r\n]{3,})"|'([^'\r\n]{3,})'|([^\s"',;]{3,}))`, []string{"pass", "pwd", "secret", "key", "token"}, nil},
+	{"password", `(?i)--[\w-]*(?:password|passwd|passphrase|secret|token|api-?key)[ \t]+([^\s"'-][^\s"']{2,})`, []string{"--"}, nil},
 }
+
+// ownAllow exempts key names that hold no secret (password_file=,
+// token_path=, secret_name=…) from the key=value rules.
+var ownAllow = &allowlist{target: "match", re: regexp.MustCompile(`(?i)^-*[\w.-]*(?:file|path|dir|length|len|size|policy|name|id|type|min|max|ttl|expiry|expires|url|uri|endpoint)["']?[ \t]*(?:[:=]|[ \t])`)}
+
+// tokenLike rejects words that follow "Bearer" or "Basic" in prose.
+func tokenLike(s []byte) bool {
+	return len(s) >= 20 || bytes.ContainsAny(s, "0123456789")
+}
+
+// builtins are compiled once: config patterns, then gitleaks' rules,
+// then firstlook's, then gitleaks' generic ones, which match a key name
+// and a random-looking value and so come last (the earliest rule that
+// finds a secret names it).
+var builtins = sync.OnceValues(func() ([]rule, error) {
+	gl, global, err := gitleaksRules(gitleaksTOML)
+	if err != nil {
+		return nil, err
+	}
+	var specific, generic []rule
+	for _, ru := range gl {
+		if bytes.Contains([]byte(ru.kind), []byte("generic")) {
+			generic = append(generic, ru)
+		} else {
+			specific = append(specific, ru)
+		}
+	}
+	out := specific
+	for _, o := range own {
+		re := regexp.MustCompile(o.expr)
+		ru := rule{kind: o.kind, re: re, group: firstGroup, keywords: o.keywords, check: o.check,
+			multiline: o.kind == "private-key", allow: global}
+		if o.kind == "password" {
+			ru.allow = append(slices.Clip(ru.allow), ownAllow)
+		}
+		out = append(out, ru)
+	}
+	return append(out, generic...), nil
+})
 
 // Redactor replaces secrets in output with [REDACTED:<kind>]. It is the
 // one redactor everything passes before it leaves the runner: the stored
 // bundle, the PagerDuty note and the Slack message are all made from its
 // output, so every sink shows the same text.
 type Redactor struct {
-	rules []rule
+	rules  []rule
+	index  *keywordIndex
+	byWord [][]int // keyword -> rules
+	always []int   // rules without keywords
 }
 
-// NewRedactor returns a Redactor with the built-in rules and cfg's.
+// NewRedactor returns a Redactor with cfg's patterns and the built-in
+// rules.
 func NewRedactor(cfg RedactConfig) (*Redactor, error) {
 	extra, err := compileRules(cfg.Patterns)
 	if err != nil {
 		return nil, err
 	}
-	r := &Redactor{}
-	for _, b := range builtin {
-		re := regexp.MustCompile(b.expr)
-		r.rules = append(r.rules, rule{kind: b.kind, re: re, group: max(re.SubexpIndex("secret"), 0)})
+	b, err := builtins()
+	if err != nil {
+		return nil, fmt.Errorf("load built-in redaction rules: %w", err)
 	}
-	r.rules = append(r.rules, extra...)
+	r := &Redactor{rules: append(extra, b...)}
+	words := map[string]int{}
+	var list []string
+	for i, ru := range r.rules {
+		if len(ru.keywords) == 0 {
+			r.always = append(r.always, i)
+			continue
+		}
+		for _, k := range ru.keywords {
+			w, ok := words[k]
+			if !ok {
+				w = len(list)
+				words[k] = w
+				list = append(list, k)
+				r.byWord = append(r.byWord, nil)
+			}
+			if !slices.Contains(r.byWord[w], i) {
+				r.byWord[w] = append(r.byWord[w], i)
+			}
+		}
+	}
+	r.index = newKeywordIndex(list)
 	return r, nil
 }
 
@@ -88,35 +179,199 @@ func compileRules(patterns []string) ([]rule, error) {
 
 var markPrefix = []byte("[REDACTED:")
 
+// region is a part of the text: a search window, a secret, a marker.
+type region struct{ start, end, rule int }
+
 // Redact returns b with every secret replaced, and how many were.
+// Redacting the result again changes nothing.
 func (r *Redactor) Redact(b []byte) ([]byte, int) {
 	if r == nil || len(b) == 0 {
 		return b, 0
 	}
-	n := 0
-	for _, ru := range r.rules {
-		locs := ru.re.FindAllSubmatchIndex(b, -1)
-		if len(locs) == 0 {
-			continue
-		}
-		mark := []byte("[REDACTED:" + ru.kind + "]")
-		out := make([]byte, 0, len(b))
-		last := 0
-		for _, loc := range locs {
-			start, end := loc[2*ru.group], loc[2*ru.group+1]
-			// An earlier, more specific rule already took this secret
-			// (or this is a second pass): keep its mark.
-			if start < 0 || start < last || bytes.Contains(b[start:end], markPrefix) {
+	marks := markers(b)
+	windows := make([][]region, len(r.rules))
+	r.index.scan(b, func(w, p int) {
+		for _, ri := range r.byWord[w] {
+			ws := windows[ri]
+			if n := len(ws); n > 0 && ws[n-1].start <= p && p < ws[n-1].end {
 				continue
 			}
-			out = append(out, b[last:start]...)
-			out = append(out, mark...)
-			last = end
-			n++
+			win := window(b, p, r.rules[ri].multiline)
+			if n := len(ws); n > 0 && win.start <= ws[n-1].end && win.end >= ws[n-1].start {
+				ws[n-1].start, ws[n-1].end = min(ws[n-1].start, win.start), max(ws[n-1].end, win.end)
+				continue
+			}
+			windows[ri] = append(ws, win)
 		}
-		b = append(out, b[last:]...)
+	})
+	for _, ri := range r.always {
+		windows[ri] = []region{{0, len(b), 0}}
 	}
-	return b, n
+	var found []region
+	for ri := range r.rules {
+		for _, w := range windows[ri] {
+			found = r.find(found, ri, b, w, marks)
+		}
+	}
+	if len(found) == 0 {
+		return b, 0
+	}
+	// Overlapping findings become one redaction, named by the earliest
+	// rule among them.
+	sort.Slice(found, func(i, j int) bool { return found[i].start < found[j].start })
+	merged := found[:1]
+	for _, f := range found[1:] {
+		last := &merged[len(merged)-1]
+		if f.start < last.end {
+			last.end = max(last.end, f.end)
+			last.rule = min(last.rule, f.rule)
+			continue
+		}
+		merged = append(merged, f)
+	}
+	out := make([]byte, 0, len(b))
+	last := 0
+	for _, f := range merged {
+		out = append(out, b[last:f.start]...)
+		out = append(out, markPrefix...)
+		out = append(out, r.rules[f.rule].kind...)
+		out = append(out, ']')
+		last = f.end
+	}
+	return append(out, b[last:]...), len(merged)
+}
+
+// find appends rule ri's secrets in window w of b to found.
+func (r *Redactor) find(found []region, ri int, b []byte, w region, marks []region) []region {
+	ru := &r.rules[ri]
+	for _, loc := range ru.re.FindAllSubmatchIndex(b[w.start:w.end], -1) {
+		ms, me := loc[0]+w.start, loc[1]+w.start
+		for ms < me && (b[ms] == '\n' || b[me-1] == '\n') {
+			if b[ms] == '\n' {
+				ms++
+			} else {
+				me--
+			}
+		}
+		ss, se := ms, me
+		switch g := ru.group; {
+		case g > 0:
+			if loc[2*g] < 0 {
+				continue
+			}
+			ss, se = loc[2*g]+w.start, loc[2*g+1]+w.start
+		case g == firstGroup:
+			for i := 2; i < len(loc); i += 2 {
+				if loc[i] >= 0 && loc[i+1] > loc[i] {
+					ss, se = loc[i]+w.start, loc[i+1]+w.start
+					break
+				}
+			}
+		}
+		if se <= ss || overlaps(marks, ss, se) {
+			continue
+		}
+		secret := b[ss:se]
+		if ru.entropy > 0 && entropy(secret) <= ru.entropy {
+			continue
+		}
+		if ru.check != nil && !ru.check(secret) {
+			continue
+		}
+		if allowed(ru.allow, secret, b[ms:me], b, ms, me) {
+			continue
+		}
+		found = append(found, region{ss, se, ri})
+	}
+	return found
+}
+
+func allowed(lists []*allowlist, secret, match, b []byte, ms, me int) bool {
+	var line []byte
+	for _, a := range lists {
+		if a.target == "line" && line == nil {
+			ls := bytes.LastIndexByte(b[:ms], '\n') + 1
+			le := bytes.IndexByte(b[me:], '\n')
+			if le < 0 {
+				le = len(b) - me
+			}
+			line = b[ls : me+le]
+		}
+		if a.allows(secret, match, line) {
+			return true
+		}
+	}
+	return false
+}
+
+// window is where a rule with a keyword at p is run: the keyword's line
+// and its neighbours, or for rules that region lines, from 4 KiB before to
+// 64 KiB after it (a private key block is at most a few KiB), in whole
+// lines.
+func window(b []byte, p int, multiline bool) region {
+	lineStart := func(i int) int { return bytes.LastIndexByte(b[:i], '\n') + 1 }
+	lineEnd := func(i int) int {
+		if e := bytes.IndexByte(b[i:], '\n'); e >= 0 {
+			return i + e
+		}
+		return len(b)
+	}
+	if multiline {
+		return region{lineStart(max(p-4<<10, 0)), lineEnd(min(p+64<<10, len(b))), 0}
+	}
+	start := lineStart(p)
+	if start > 0 {
+		start = lineStart(start - 1)
+	}
+	end := lineEnd(p)
+	if end < len(b) {
+		end = lineEnd(end + 1)
+	}
+	return region{start, end, 0}
+}
+
+// markers are the [REDACTED:…] marks already in b; no secret is found in
+// one, so redacting twice changes nothing.
+func markers(b []byte) []region {
+	var out []region
+	for i := 0; ; {
+		j := bytes.Index(b[i:], markPrefix)
+		if j < 0 {
+			return out
+		}
+		s := i + j
+		e := bytes.IndexByte(b[s:], ']')
+		if e < 0 {
+			return append(out, region{s, len(b), 0})
+		}
+		out = append(out, region{s, s + e + 1, 0})
+		i = s + e + 1
+	}
+}
+
+func overlaps(marks []region, s, e int) bool {
+	i := sort.Search(len(marks), func(i int) bool { return marks[i].end > s })
+	return i < len(marks) && marks[i].start < e
+}
+
+// entropy is the Shannon entropy of s in bits per character, computed as
+// gitleaks does (characters counted as runes, divided by the byte length).
+func entropy(s []byte) float64 {
+	if len(s) == 0 {
+		return 0
+	}
+	counts := map[rune]int{}
+	for rest := s; len(rest) > 0; {
+		c, n := utf8.DecodeRune(rest)
+		counts[c]++
+		rest = rest[n:]
+	}
+	var e float64
+	for _, c := range counts {
+		f := float64(c) / float64(len(s))
+		e -= f * math.Log2(f)
+	}
+	return e
 }
 
 // RedactString is Redact for strings.
@@ -139,6 +394,8 @@ func (r *Redactor) RedactBundle(b *Bundle) {
 		st.Command, k = r.RedactString(st.Command)
 		n += k
 		st.Error, k = r.RedactString(st.Error)
+		n += k
+		st.Script, k = r.RedactString(st.Script)
 		n += k
 		for _, o := range []*Output{&st.Stdout, &st.Stderr} {
 			if o.File == "" {

@@ -20,7 +20,7 @@ func TestRedact(t *testing.T) {
 		n              int
 	}{
 		{"aws access key", "key AKIAIOSFODNN7EXAMPLE in env", "key [REDACTED:aws-access-key] in env", 1},
-		{"aws sts key", "ASIAY34FZKBOKMUTVV7A", "[REDACTED:aws-access-key]", 1},
+		{"aws sts key", "ASIAY34FZKBOKMUTVV7A", "[REDACTED:aws-access-token]", 1},
 		{"aws secret key", "aws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", "aws_secret_access_key = [REDACTED:aws-secret-key]", 1},
 		{"aws secret key json", `"SecretAccessKey": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"`, `"SecretAccessKey": "[REDACTED:aws-secret-key]"`, 1},
 		{"bearer", "Authorization: Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.sig", "Authorization: Bearer [REDACTED:bearer]", 1},
@@ -37,7 +37,7 @@ func TestRedact(t *testing.T) {
 		{"env secret", "MYSQL_ROOT_PASSWORD=changeme\nPATH=/usr/bin", "MYSQL_ROOT_PASSWORD=[REDACTED:password]\nPATH=/usr/bin", 1},
 		{"custom with group", "token vault:v1:AbCd+/== end", "token vault:v1:[REDACTED:custom] end", 1},
 		{"custom whole", "ticket INTERNAL-123456", "ticket [REDACTED:custom]", 1},
-		{"several", "AKIAIOSFODNN7EXAMPLE AKIAIOSFODNN7EXAMPLF", "[REDACTED:aws-access-key] [REDACTED:aws-access-key]", 2},
+		{"several", "AKIAIOSFODNN7EXAMPLE AKIAIOSFODNN7EXAMPLF", "[REDACTED:aws-access-key] [REDACTED:aws-access-token]", 2},
 		{"nothing", " 10:04:01 up 3 days,  load average: 0.52, 0.58, 0.59\nFilesystem Use% /dev/sda1 97%", " 10:04:01 up 3 days,  load average: 0.52, 0.58, 0.59\nFilesystem Use% /dev/sda1 97%", 0},
 		{"not an access key", "XAKIAIOSFODNN7EXAMPLE1 and AKIA12", "XAKIAIOSFODNN7EXAMPLE1 and AKIA12", 0},
 		{"a 40-char string alone", "sha1 da39a3ee5e6b4b0d3255bfef95601890afd80709", "sha1 da39a3ee5e6b4b0d3255bfef95601890afd80709", 0},

@@ -26,9 +26,19 @@ const (
 	summaryLineRunes = 160
 )
 
-// Headline is a run's outcome in one line: "linux-baseline on web-1: 4/5
-// steps ok", or "...: diagnostics could not run".
+// Headline is a run's outcome in one line: its worst finding when it has
+// findings ("CRIT web-3: / 97% full, 1.2 GiB free; largest
+// /var/lib/docker 41 GiB"), else "linux-baseline on web-1: 4/5 steps
+// ok", or "...: diagnostics could not run".
 func Headline(m Manifest) string {
+	if h := findingsHeadline(m); h != "" {
+		return h
+	}
+	return stepsHeadline(m)
+}
+
+// stepsHeadline: "linux-baseline on web-1: 4/5 steps ok".
+func stepsHeadline(m Manifest) string {
 	return fmt.Sprintf("%s on %s: %s", m.Playbook.Name, m.Host.Name, outcome(m))
 }
 
@@ -44,6 +54,10 @@ func Markdown(rep Report) string {
 	m := rep.Bundle.Manifest
 	var sb strings.Builder
 	fmt.Fprintf(&sb, "**firstlook: %s**", Headline(m))
+	fs := Findings(m)
+	if len(fs) > 0 {
+		fmt.Fprintf(&sb, "\n%s", stepsHeadline(m))
+	}
 	if d := runDuration(m); d > 0 {
 		fmt.Fprintf(&sb, " (%s)", d)
 	}
@@ -53,6 +67,12 @@ func Markdown(rep Report) string {
 	}
 	if rep.Link != "" {
 		fmt.Fprintf(&sb, "Full evidence: %s\n", rep.Link)
+	}
+	if len(fs) > 0 {
+		sb.WriteString("\nFindings:\n")
+		for _, f := range fs {
+			fmt.Fprintf(&sb, "- %s (%s)\n", f, f.Step)
+		}
 	}
 	for i, st := range m.Steps {
 		fmt.Fprintf(&sb, "\n%s %d. %s — %s\n", stepMark(st), i+1, st.Name, stepResult(st))
@@ -141,6 +161,21 @@ func fanoutBlocks(rep Report) []slack.Block {
 	return blocks
 }
 
+// slackFindings is the run's findings as one section, worst first, with
+// the steps' outcome (the header shows the worst finding), or nil.
+func slackFindings(m Manifest) slack.Block {
+	fs := Findings(m)
+	if len(fs) == 0 {
+		return nil
+	}
+	icon := map[Severity]string{SeverityCrit: ":red_circle:", SeverityWarn: ":large_orange_circle:", SeverityInfo: ":large_blue_circle:"}
+	ls := []string{"*Findings* (" + slackEscape(stepsHeadline(m)) + ")"}
+	for _, f := range fs {
+		ls = append(ls, fmt.Sprintf("%s *%s* %s _(%s)_", icon[f.Severity], strings.ToUpper(string(f.Severity)), slackEscape(f.Message), slackEscape(f.Step)))
+	}
+	return section(strings.Join(ls, "\n"))
+}
+
 func slackRunMark(m Manifest) string {
 	switch m.Status {
 	case StatusOK:
@@ -189,6 +224,9 @@ func SlackBlocks(rep Report) []slack.Block {
 	if m.Status == StatusNotStarted {
 		blocks = append(blocks, section(":warning: *Diagnostics could not run.* "+slackEscape(m.Error)))
 	}
+	if b := slackFindings(m); b != nil {
+		blocks = append(blocks, b)
+	}
 	if rep.Link != "" && len(rep.Link) <= slackMaxURL {
 		btn := slack.NewButtonBlockElement("firstlook_evidence", "evidence", slack.NewTextBlockObject(slack.PlainTextType, "Full evidence", false, false)).WithURL(rep.Link)
 		blocks = append(blocks, slack.NewActionBlock("", btn))
@@ -235,6 +273,9 @@ func FullOutput(rep Report) []byte {
 		m.RunID, m.Incident.ID, m.Incident.Title, m.Host.Name, m.Host.Address, m.Playbook.Name, m.Playbook.SHA256, m.Status)
 	if m.Error != "" {
 		fmt.Fprintf(&sb, "error:    %s\n", m.Error)
+	}
+	for _, f := range Findings(m) {
+		fmt.Fprintf(&sb, "finding:  %s (%s)\n", f, f.Step)
 	}
 	for i, st := range m.Steps {
 		fmt.Fprintf(&sb, "\n=== %d. %s: %s\n", i+1, st.Name, stepResult(st))

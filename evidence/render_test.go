@@ -33,7 +33,7 @@ func run(status evidence.Status, why string, steps ...stepSpec) evidence.Report 
 	}}
 	for i, s := range steps {
 		st := evidence.Step{Name: s.name, Command: s.cmd, ExitCode: s.exit, TimedOut: s.timedOut, Skipped: s.skipped, Error: s.err,
-			StartedAt: t0.Add(time.Duration(i) * time.Second), DurationMS: s.ms, Redactions: s.redactions}
+			StartedAt: t0.Add(time.Duration(i) * time.Second), DurationMS: s.ms, Redactions: s.redactions, Findings: s.findings}
 		st.Stdout = b.SetOutput(evidence.StepFile(i, s.name, "stdout"), []byte(s.out), s.outBytes(len(s.out)))
 		st.Stderr = b.SetOutput(evidence.StepFile(i, s.name, "stderr"), []byte(s.errOut), int64(len(s.errOut)))
 		b.Manifest.Steps = append(b.Manifest.Steps, st)
@@ -48,6 +48,7 @@ type stepSpec struct {
 	timedOut, skipped           bool
 	total                       int64
 	redactions                  int
+	findings                    []evidence.Finding
 }
 
 func (s stepSpec) outBytes(kept int) int64 {
@@ -72,6 +73,15 @@ var cases = map[string]evidence.Report{
 	"truncated": run(evidence.StatusOK, "",
 		stepSpec{name: "env", cmd: "env", out: "AWS_ACCESS_KEY_ID=[REDACTED:aws-access-key]\nHOME=/root\n", ms: 5, redactions: 1},
 		stepSpec{name: "big log", cmd: "cat /var/log/syslog", out: strings.Repeat("Nov 23 03:00:00 web-1 app[42]: request handled in 3ms\n", 3) + "…", total: 3 << 20, ms: 410},
+	),
+	"findings": run(evidence.StatusOK, "",
+		stepSpec{name: "filesystems", cmd: "df -hP", out: "Filesystem Size Used Avail Use% Mounted on\n/dev/vda1 40G 38G 1.2G 97% /\n/dev/vdb1 100G 88G 12G 88% /data\n", ms: 12,
+			findings: []evidence.Finding{
+				{Rule: "filesystem full", Severity: evidence.SeverityCrit, Message: "/ 97% full, 1.2 GiB free"},
+				{Rule: "filesystem full", Severity: evidence.SeverityWarn, Message: "/data 88% full, 12 GiB free"},
+			}},
+		stepSpec{name: "biggest directories", cmd: "sh -s", out: "43008000\t/var/lib/docker\n", ms: 900,
+			findings: []evidence.Finding{{Rule: "largest", Severity: evidence.SeverityInfo, Message: "largest /var/lib/docker 41 GiB"}}},
 	),
 	"not-started": run(evidence.StatusNotStarted, `connect: host key changed for bastion bastion-prod (192.0.2.10:22): possible man-in-the-middle, or the host was rebuilt; verify the new key and update known_hosts line 3`),
 }
@@ -105,6 +115,19 @@ func TestRender(t *testing.T) {
 			golden(t, name+".blocks.json", append(blocks, '\n'))
 			golden(t, name+".txt", evidence.FullOutput(rep))
 		})
+	}
+}
+
+func TestHeadline(t *testing.T) {
+	m := cases["findings"].Bundle.Manifest
+	if got, want := evidence.Headline(m), "CRIT web-1: / 97% full, 1.2 GiB free; /data 88% full, 12 GiB free; largest /var/lib/docker 41 GiB"; got != want {
+		t.Errorf("Headline = %q, want %q", got, want)
+	}
+	if got, want := evidence.Text(cases["findings"]), "firstlook: CRIT web-1: / 97% full, 1.2 GiB free; /data 88% full, 12 GiB free; largest /var/lib/docker 41 GiB"; got != want {
+		t.Errorf("Text = %q, want %q", got, want)
+	}
+	if got, want := evidence.Headline(cases["ok"].Bundle.Manifest), "linux-baseline on web-1: 2/3 steps ok"; got != want {
+		t.Errorf("without findings: Headline = %q, want %q", got, want)
 	}
 }
 

@@ -86,6 +86,15 @@ func Write(ctx context.Context, s Store, b *Bundle) (string, error) {
 			return "", fmt.Errorf("store %s: %w", prefix+name, err)
 		}
 	}
+	// The page goes before the manifest too: a bundle with a manifest
+	// has its page.
+	page, err := Page(b)
+	if err != nil {
+		return "", err
+	}
+	if err := s.Put(ctx, prefix+PageFile, page); err != nil && !errors.Is(err, ErrExists) {
+		return "", fmt.Errorf("store %s: %w", prefix+PageFile, err)
+	}
 	m, err := json.MarshalIndent(b.Manifest, "", "  ")
 	if err != nil {
 		return "", fmt.Errorf("encode manifest: %w", err)

@@ -9,6 +9,8 @@ import (
 	"unicode/utf8"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/firstlook/firstlook/playbooks/yamlfile"
 )
 
 // decoder walks yaml.v3 nodes of one file by hand. yaml.v3 forgets
@@ -151,12 +153,7 @@ func unknownKeyHint(name string, valid []string) string {
 	return ""
 }
 
-func orSemicolon(hint string) string {
-	if hint == "" {
-		return ";"
-	}
-	return hint
-}
+func orSemicolon(hint string) string { return yamlfile.OrSemicolon(hint) }
 
 func contains(list []string, s string) bool {
 	for _, x := range list {
@@ -167,44 +164,16 @@ func contains(list []string, s string) bool {
 	return false
 }
 
-func join(where, name string) string {
-	if where == "" {
-		return name
-	}
-	return where + "." + name
-}
+func join(where, name string) string { return yamlfile.Join(where, name) }
 
 // resolve follows an alias to the node it names.
-func resolve(n *yaml.Node) *yaml.Node {
-	for n != nil && n.Kind == yaml.AliasNode && n.Alias != nil {
-		n = n.Alias
-	}
-	return n
-}
+func resolve(n *yaml.Node) *yaml.Node { return yamlfile.Resolve(n) }
 
 func isNull(n *yaml.Node) bool {
 	return n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null"
 }
 
-func kindName(n *yaml.Node) string {
-	switch n.Kind {
-	case yaml.MappingNode:
-		return "a mapping"
-	case yaml.SequenceNode:
-		return "a list"
-	case yaml.ScalarNode:
-		switch n.ShortTag() {
-		case "!!null":
-			return "nothing (null)"
-		case "!!bool":
-			return "true/false " + strconv.Quote(n.Value)
-		case "!!int", "!!float":
-			return "the number " + n.Value
-		}
-		return "the string " + strconv.Quote(n.Value)
-	}
-	return "an empty document"
-}
+func kindName(n *yaml.Node) string { return yamlfile.KindName(n) }
 
 // str decodes a string. Any scalar but null is accepted, so that
 // `name: 2024` or `unit: 80` mean what they look like.

@@ -10,5 +10,6 @@ func KeySets() map[string][]string {
 		"targets":   keyNames(targetKeys),
 		"step":      keyNames(stepKeys),
 		"condition": keyNames(conditionKeys),
+		"finding":   keyNames(findingKeys),
 	}
 }

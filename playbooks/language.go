@@ -43,6 +43,17 @@ type stepDraft struct {
 	unknownKeys bool
 	text        *yaml.Node // the value of the one given
 	conds       []*yaml.Node
+	findings    []*findingDraft
+}
+
+type findingDraft struct {
+	rule    FindingRule
+	where   string
+	node    *yaml.Node
+	entries map[string]entry
+	// thresholdNodes are the values of above.<severity> and
+	// below.<severity>, for errors about them.
+	thresholdNodes map[string]*yaml.Node
 }
 
 type conditionDraft struct {
@@ -313,6 +324,168 @@ var stepKeys = []key[stepDraft]{
 		schema: paramsSchema,
 		decode: func(d *decoder, where string, v *yaml.Node, t *stepDraft) { t.step.Params = d.params(where, v) },
 	},
+	{
+		name:   "findings",
+		doc:    "What the step's output says is wrong: rules evaluated by firstlook on the captured, redacted stdout after the step ran (never on the host). Each has a name, a pattern with named captures, a severity or thresholds on a value, and a message over the captures.",
+		schema: func() jsonObject { return jsonObject{"type": "array", "minItems": 1, "items": ref("finding")} },
+		decode: decodeFindings,
+	},
+}
+
+var findingKeys = []key[findingDraft]{
+	{
+		name:   "name",
+		doc:    "Name of the finding, unique in the step; when conditions and fan-out comparisons refer to it.",
+		schema: func() jsonObject { return jsonObject{"type": "string", "minLength": 1, "maxLength": maxNameLen} },
+		decode: func(d *decoder, where string, v *yaml.Node, t *findingDraft) {
+			if s, ok := d.nonEmpty(where, v); ok {
+				if strings.ContainsFunc(s, isControl) || len(s) > maxNameLen {
+					d.fail(v, where, "a finding name must be one line of at most %d characters", maxNameLen)
+				}
+				t.rule.Name = s
+			}
+		},
+	},
+	{
+		name:   "pattern",
+		doc:    "Go regular expression (RE2) matched against the step's whole stdout; use (?m) so ^ and $ match at each line. Every match is a candidate finding; named captures (?P<name>...) are the values message and value read.",
+		schema: func() jsonObject { return jsonObject{"type": "string", "minLength": 1} },
+		decode: func(d *decoder, where string, v *yaml.Node, t *findingDraft) {
+			s, ok := d.nonEmpty(where, v)
+			if !ok {
+				return
+			}
+			re, err := regexp.Compile(s)
+			if err != nil {
+				d.fail(v, where, "invalid regular expression: %v (Go RE2 syntax: https://pkg.go.dev/regexp/syntax)", strings.TrimPrefix(err.Error(), "error parsing regexp: "))
+				return
+			}
+			t.rule.Pattern = re
+		},
+	},
+	{
+		name:   "severity",
+		doc:    "info, warn or crit: every match is a finding of this severity. Give severity, or above/below with value.",
+		schema: func() jsonObject { return jsonObject{"enum": []any{"info", "warn", "crit"}} },
+		decode: func(d *decoder, where string, v *yaml.Node, t *findingDraft) {
+			if s, ok := d.nonEmpty(where, v); ok {
+				sev, ok := ParseSeverity(s)
+				if !ok {
+					d.fail(v, where, "unknown severity %q; use info, warn or crit", s)
+				}
+				t.rule.Severity = sev
+			}
+		},
+	},
+	{
+		name:   "value",
+		doc:    "The named capture compared with above or below, read as a number with an optional unit (97, 97%, 1.5G, 41GiB, 120ms); fan-out compares it across hosts.",
+		schema: func() jsonObject { return jsonObject{"type": "string", "minLength": 1} },
+		decode: func(d *decoder, where string, v *yaml.Node, t *findingDraft) { t.rule.Value, _ = d.nonEmpty(where, v) },
+	},
+	{
+		name:   "above",
+		doc:    "Thresholds by severity, e.g. {warn: 85, crit: fs_crit_pct}: the finding has the highest severity whose threshold the value reaches (>=). A threshold is a number or the name of a param with a numeric default, which a service can override.",
+		schema: thresholdSchema,
+		decode: func(d *decoder, where string, v *yaml.Node, t *findingDraft) {
+			t.rule.Above = d.thresholds(where, "above", v, t)
+		},
+	},
+	{
+		name:   "below",
+		doc:    "Like above, for values that are bad when low (days left, free bytes): the finding has the highest severity whose threshold the value is at or under (<=).",
+		schema: thresholdSchema,
+		decode: func(d *decoder, where string, v *yaml.Node, t *findingDraft) {
+			t.rule.Below = d.thresholds(where, "below", v, t)
+		},
+	},
+	{
+		name:   "message",
+		doc:    "text/template over the named captures (and .threshold), checked at load time: \"{{ .mount }} {{ .use }}% full, {{ .avail }} free\". Functions: bytes (\"41G\" or 44040192 → \"41 GiB\"), kib (a count of KiB → \"41 GiB\").",
+		schema: func() jsonObject { return jsonObject{"type": "string", "minLength": 1} },
+		decode: func(d *decoder, where string, v *yaml.Node, t *findingDraft) {
+			t.rule.Message, _ = d.nonEmpty(where, v)
+		},
+	},
+}
+
+func thresholdSchema() jsonObject {
+	props := jsonObject{}
+	for _, sev := range severityNames {
+		props[sev] = jsonObject{
+			"description": "Threshold of severity " + sev + ": a number, or the name of a param with a numeric default.",
+			"oneOf":       []any{jsonObject{"type": "number"}, jsonObject{"type": "string", "pattern": paramPattern}},
+		}
+	}
+	return jsonObject{"type": "object", "minProperties": 1, "properties": props, "additionalProperties": false}
+}
+
+func decodeFindings(d *decoder, where string, v *yaml.Node, t *stepDraft) {
+	v = resolve(v)
+	if v.Kind != yaml.SequenceNode {
+		d.fail(v, where, "want a list of findings, got %s", kindName(v))
+		return
+	}
+	if len(v.Content) == 0 {
+		d.fail(v, where, "an empty list; give at least one finding or remove findings")
+		return
+	}
+	for i, item := range v.Content {
+		fd := &findingDraft{where: fmt.Sprintf("%s[%d]", where, i), node: resolve(item)}
+		unknown := d.unknownKeys
+		fd.entries = decodeMapping(d, fd.where, item, findingKeys, fd)
+		if fd.entries == nil {
+			continue
+		}
+		fd.rule.Pos = Pos{fd.node.Line, fd.node.Column}
+		if d.unknownKeys == unknown {
+			for _, k := range []string{"name", "pattern", "message"} {
+				if _, ok := fd.entries[k]; !ok {
+					d.fail(fd.node, fd.where, "missing %s: a finding needs name, pattern and message", k)
+				}
+			}
+		}
+		t.findings = append(t.findings, fd)
+	}
+}
+
+// thresholds decodes {info|warn|crit: number or param name}.
+func (d *decoder) thresholds(where, key string, v *yaml.Node, t *findingDraft) map[Severity]Threshold {
+	v = resolve(v)
+	if v.Kind != yaml.MappingNode || len(v.Content) == 0 {
+		d.fail(v, where, "want a mapping of severity to threshold, e.g. {warn: 85, crit: 95}, got %s", kindName(v))
+		return nil
+	}
+	out := map[Severity]Threshold{}
+	if t.thresholdNodes == nil {
+		t.thresholdNodes = map[string]*yaml.Node{}
+	}
+	for i := 0; i+1 < len(v.Content); i += 2 {
+		k, val := resolve(v.Content[i]), resolve(v.Content[i+1])
+		sev, ok := ParseSeverity(k.Value)
+		if k.Kind != yaml.ScalarNode || !ok {
+			d.fail(k, where, "unknown severity %q; use info, warn or crit", k.Value)
+			continue
+		}
+		if _, dup := out[sev]; dup {
+			d.fail(k, where, "duplicate severity %q; remove one", k.Value)
+			continue
+		}
+		t.thresholdNodes[key+"."+sev.String()] = val
+		s, ok := d.str(join(where, k.Value), val)
+		if !ok {
+			continue
+		}
+		// Param names start with a letter or _, numbers never do.
+		if paramRE.MatchString(s) {
+			out[sev] = Threshold{Param: s}
+		} else if n, ok := ParseNumber(s); ok {
+			out[sev] = Threshold{Value: n}
+		} else {
+			d.fail(val, join(where, k.Value), "%q is neither a number nor a param name", s)
+		}
+	}
+	return out
 }
 
 var conditionKeys = []key[conditionDraft]{
@@ -352,6 +525,28 @@ var conditionKeys = []key[conditionDraft]{
 		schema: func() jsonObject { return jsonObject{"type": "boolean"} },
 		decode: func(d *decoder, where string, v *yaml.Node, t *conditionDraft) {
 			t.cond.Failed, _ = d.boolean(where, v)
+		},
+	},
+	{
+		name:   "finding",
+		doc:    "The condition holds if the step raised this finding (one of its findings' names), at least at severity.",
+		schema: func() jsonObject { return jsonObject{"type": "string", "minLength": 1} },
+		decode: func(d *decoder, where string, v *yaml.Node, t *conditionDraft) {
+			t.cond.Finding, _ = d.nonEmpty(where, v)
+		},
+	},
+	{
+		name:   "severity",
+		doc:    "With finding: the least severity that counts (info, warn or crit); default info, any.",
+		schema: func() jsonObject { return jsonObject{"enum": []any{"info", "warn", "crit"}} },
+		decode: func(d *decoder, where string, v *yaml.Node, t *conditionDraft) {
+			if s, ok := d.nonEmpty(where, v); ok {
+				sev, ok := ParseSeverity(s)
+				if !ok {
+					d.fail(v, where, "unknown severity %q; use info, warn or crit", s)
+				}
+				t.cond.Severity = sev
+			}
 		},
 	},
 }
@@ -436,20 +631,34 @@ func decodeWhen(d *decoder, where string, v *yaml.Node, t *stepDraft) {
 		stepEntry, hasStep := entries["step"]
 		_, hasCode := entries["exit_code"]
 		_, hasFailed := entries["failed"]
+		_, hasFinding := entries["finding"]
+		sevEntry, hasSeverity := entries["severity"]
+		given := 0
+		for _, b := range []bool{hasCode, hasFailed, hasFinding} {
+			if b {
+				given++
+			}
+		}
 		switch {
 		case !hasStep:
 			if !misspelt {
 				d.fail(resolve(item), cw, "needs step: the name of an earlier step")
 			}
 			continue
-		case hasCode && hasFailed:
-			d.fail(resolve(item), cw, "give exactly one of exit_code or failed, not both")
+		case given > 1:
+			d.fail(resolve(item), cw, "give exactly one of exit_code, failed or finding")
 			continue
-		case !hasCode && !hasFailed:
+		case given == 0:
 			if !misspelt {
-				d.fail(resolve(item), cw, "give one of exit_code or failed, e.g. {step: %s, exit_code: 0}", cd.cond.Step)
+				d.fail(resolve(item), cw, "give one of exit_code, failed or finding, e.g. {step: %s, exit_code: 0}", cd.cond.Step)
 			}
 			continue
+		case hasSeverity && !hasFinding:
+			d.fail(sevEntry.key, cw, "severity goes with finding: {step: %s, finding: <name>, severity: crit}", cd.cond.Step)
+			continue
+		}
+		if hasFinding && cd.cond.Severity == 0 {
+			cd.cond.Severity = Info
 		}
 		w.Conditions = append(w.Conditions, cd.cond)
 		t.conds = append(t.conds, stepEntry.val)

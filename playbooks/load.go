@@ -11,13 +11,14 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"regexp"
+	"slices"
 	"sort"
-	"strconv"
 	"strings"
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/firstlook/firstlook/playbooks/yamlfile"
 )
 
 // maxFileSize bounds a playbook file; anything bigger is not a playbook.
@@ -187,17 +188,12 @@ func build(files []file, errs ErrorList) (*Set, error) {
 		set.list = append(set.list, pb)
 	}
 	if len(errs) > 0 {
-		errs.sort()
+		errs.Sort()
 		return nil, errs
 	}
 	sort.Slice(set.list, func(i, j int) bool { return set.list[i].Name < set.list[j].Name })
 	return set, nil
 }
-
-var (
-	yamlLineRE = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
-	tabLineRE  = regexp.MustCompile(`(?m)^ *\t`)
-)
 
 // parseFile decodes and checks one playbook file. It returns the playbook
 // only if the file has no error, and the node of its name for reporting
@@ -241,20 +237,7 @@ func parseFile(name string, data []byte) (*Playbook, ErrorList, *yaml.Node) {
 }
 
 func (d *decoder) yamlError(err error, data []byte) {
-	msg := strings.TrimPrefix(err.Error(), "yaml: ")
-	line := 0
-	if m := yamlLineRE.FindStringSubmatch(err.Error()); m != nil {
-		line, _ = strconv.Atoi(m[1])
-		msg = m[2]
-	}
-	if strings.Contains(msg, "cannot start any token") {
-		if loc := tabLineRE.FindIndex(data); loc != nil {
-			line = bytes.Count(data[:loc[0]], []byte("\n")) + 1
-			d.failAt(Pos{line, loc[1] - loc[0]}, "", "invalid YAML: a tab in the indentation; YAML indents with spaces only")
-			return
-		}
-	}
-	d.failAt(Pos{Line: line}, "", "invalid YAML: %s", msg)
+	d.errs = append(d.errs, yamlfile.SyntaxError(d.file, data, err))
 }
 
 // finish applies defaults and checks what spans several keys, then
@@ -343,13 +326,42 @@ func (d *decoder) finish(t *playbookDraft, data []byte) {
 					d.fail(sd.conds[k], sd.where+".when", "unknown step %q%s; earlier steps are: %s", c.Step, didYouMean(c.Step, earlierNames(t.steps[:i])), strings.Join(earlierNames(t.steps[:i]), ", "))
 				case j >= i:
 					d.fail(sd.conds[k], sd.where+".when", "step %q comes later; when can only look at earlier steps", c.Step)
+				case c.Finding != "":
+					var names []string
+					for _, fd := range t.steps[j].findings {
+						names = append(names, fd.rule.Name)
+					}
+					if !slices.Contains(names, c.Finding) {
+						d.fail(sd.conds[k], sd.where+".when", "step %q declares no finding %q%s its findings: %s", c.Step, c.Finding, orSemicolon(didYouMean(c.Finding, names)), listOrNone(names))
+					}
 				}
 			}
 		}
 		if len(sd.kinds) == 1 && sd.text != nil {
 			d.compile(pb, sd)
 		}
+		d.finishFindings(pb, sd)
 		pb.Steps = append(pb.Steps, *s)
+	}
+}
+
+// finishFindings checks the step's finding rules and keeps them.
+func (d *decoder) finishFindings(pb *Playbook, sd *stepDraft) {
+	declared := func(name string) (string, bool) {
+		if v, ok := sd.step.Params[name]; ok {
+			return v, true
+		}
+		v, ok := pb.Params[name]
+		return v, ok
+	}
+	seen := map[string]int{}
+	for _, fd := range sd.findings {
+		if first, dup := seen[fd.rule.Name]; dup && fd.rule.Name != "" {
+			d.fail(fd.entries["name"].val, fd.where+".name", "duplicate finding name %q (first at line %d); finding names must be unique in a step", fd.rule.Name, first)
+		}
+		seen[fd.rule.Name] = fd.node.Line
+		d.compileFinding(fd.where, fd, declared)
+		sd.step.Findings = append(sd.step.Findings, fd.rule)
 	}
 }
 

@@ -108,7 +108,7 @@ var invalidCases = []struct {
 	{"two-documents.yaml", []string{"5:1: a second YAML document: put one playbook per file"}},
 	{"unknown-key.yaml", []string{"2:1: unknown key \"descripton\""}},
 	{"unknown-targets-key.yaml", []string{"4:3: targets: unknown key \"maxhosts\"; did you mean \"max_hosts\"? valid keys: hosts, group, selector, max_hosts, concurrency"}},
-	{"unknown-when-key.yaml", []string{"6:21: steps[1].when: unknown key \"exitcode\"; did you mean \"exit_code\"? valid keys: step, exit_code, failed"}},
+	{"unknown-when-key.yaml", []string{"6:21: steps[1].when: unknown key \"exitcode\"; did you mean \"exit_code\"? valid keys: step, exit_code, failed, finding, severity"}},
 	{"unknown-match-key.yaml", []string{"3:3: match: unknown key \"service\""}},
 	{"unknown-step-key-hint.yaml", []string{"4:5: steps[0]: unknown key \"cmd\""}},
 	{"unknown-step-key.yaml", []string{"4:5: steps[0]: unknown key \"comand\""}},
@@ -117,13 +117,30 @@ var invalidCases = []struct {
 	{"untrusted-env-assign.yaml", []string{"4:25: steps[0].run: alert text (.Labels.lib) cannot be assigned to a variable: a variable can re"}},
 	{"untrusted-for.yaml", []string{"5:16: steps[0].script: alert text (.Labels.unit) as a for-loop item: the loop variable would car"}},
 	{"untrusted-redirect.yaml", []string{"4:24: steps[0].run: alert text (.Labels.file) as the target of an output redirection: it would c"}},
-	{"when-both.yaml", []string{"6:11: steps[1].when: give exactly one of exit_code or failed"}},
+	{"finding-bad-capture.yaml", []string{
+		"7:16: steps[0].findings[0].value: \"pct\" is not a named capture of the pattern; the pattern captures: mount, use",
+		"11:18: steps[0].findings[0].message: map has no entry for key \"avail\"; the pattern captures: mount, use (and .threshold)",
+	}},
+	{"finding-threshold.yaml", []string{
+		"10:23: steps[0].findings[0].above.warn: param \"warn_pct\" has the default \"high\", which is not a number",
+		"10:39: steps[0].findings[0].above.crit: unknown param \"crit_pc\"; declare it under params",
+	}},
+	{"finding-kinds.yaml", []string{
+		"6:9: steps[0].findings[0]: give exactly one of severity, above or below",
+		"11:9: steps[0].findings[1]: above and below compare a value: add value: <a named capture of the pattern>",
+		"16:18: steps[0].findings[2].pattern: invalid regular expression: missing closing ): `(x`",
+	}},
+	{"when-finding.yaml", []string{
+		"10:18: steps[1].when: step \"df\" declares no finding \"ful\"; did you mean \"full\"? its findings: full",
+		"13:36: steps[2].when: severity goes with finding: {step: df, finding: <name>, severity: crit}",
+	}},
+	{"when-both.yaml", []string{"6:11: steps[1].when: give exactly one of exit_code, failed or finding"}},
 	{"when-exit-code-range.yaml", []string{"6:36: steps[1].when.exit_code: 256 is out of range"}},
 	{"when-later-step.yaml", []string{"5:18: steps[0].when: step \"b\" comes later"}},
-	{"when-neither.yaml", []string{"6:11: steps[1].when: give one of exit_code or failed, e.g. {step: a, exit_code: 0}"}},
+	{"when-neither.yaml", []string{"6:11: steps[1].when: give one of exit_code, failed or finding, e.g. {step: a, exit_code: 0}"}},
 	{"when-self.yaml", []string{"5:18: steps[0].when: step \"a\" refers to itself"}},
 	{"when-unknown-step.yaml", []string{"6:18: steps[1].when: unknown step \"fd\""}},
-	{"yaml-syntax.yaml", []string{"2:0: invalid YAML: did not find expected '-' indicator"}},
+	{"yaml-syntax.yaml", []string{"5:4: invalid YAML: did not find expected '-' indicator; check this line's indentation"}},
 }
 
 func TestLoadInvalid(t *testing.T) {

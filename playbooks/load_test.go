@@ -50,7 +50,7 @@ func TestLoadValid(t *testing.T) {
 	for _, p := range set.All() {
 		names = append(names, p.Name)
 	}
-	want := []string{"disk-full", "linux-baseline", "linux-memory", "minimal", "service.status_v2"}
+	want := []string{"disk-full", "fs-findings", "linux-baseline", "linux-memory", "minimal", "service.status_v2"}
 	if !reflect.DeepEqual(names, want) {
 		t.Fatalf("All() names = %v, want %v (sorted by name, subdirectories included)", names, want)
 	}

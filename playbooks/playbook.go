@@ -130,6 +130,9 @@ type Step struct {
 	// Params are the step's own template parameters; they override the
 	// playbook's.
 	Params map[string]string
+	// Findings are what the step's output can say is wrong, evaluated by
+	// the runner on the captured, redacted stdout (Playbook.Findings).
+	Findings []FindingRule
 	// Pos is where the step's mapping starts in the playbook's file.
 	Pos Pos
 

@@ -3,7 +3,6 @@ package playbooks
 import (
 	"errors"
 	"fmt"
-	"maps"
 	"strconv"
 	"strings"
 	"text/template"
@@ -121,14 +120,7 @@ func (p *Playbook) RenderStep(i int, d Data) (Command, error) {
 	if s.tmpl == nil {
 		return c, fmt.Errorf("render step %q: the playbook was not loaded with playbooks.Load", s.Name)
 	}
-	params := make(map[string]string, len(p.Params)+len(s.Params))
-	maps.Copy(params, p.Params)
-	maps.Copy(params, s.Params)
-	for k, v := range d.Params {
-		if _, declared := params[k]; declared {
-			params[k] = v
-		}
-	}
+	params := p.stepParams(i, d.Params)
 	raw := newTemplateData(d, params, func(s string) string { return s })
 
 	values := make([]string, len(s.tmpl.actions))

@@ -98,8 +98,13 @@ func JSONSchema() []byte {
 		jsonObject{"required": []any{"group", "selector"}},
 	}}
 
-	condition := objectSchema("A condition over an earlier step: its exit code, or whether it failed.", conditionKeys, "step")
-	condition["oneOf"] = oneRequired("exit_code", "failed")
+	condition := objectSchema("A condition over an earlier step: its exit code, whether it failed, or a finding it raised.", conditionKeys, "step")
+	condition["oneOf"] = oneRequired("exit_code", "failed", "finding")
+	condition["dependentRequired"] = jsonObject{"severity": []any{"finding"}}
+
+	finding := objectSchema("A finding: a pattern over the step's stdout, a severity or thresholds on a named value, and a message.", findingKeys, "name", "pattern", "message")
+	finding["oneOf"] = oneRequired("severity", "above", "below")
+	finding["dependentRequired"] = jsonObject{"above": []any{"value"}, "below": []any{"value"}}
 
 	playbook["$defs"] = jsonObject{
 		"match": objectSchema("Conditions a trigger must meet; every condition given must hold.", matchKeys),
@@ -109,6 +114,7 @@ func JSONSchema() []byte {
 		},
 		"step":      step,
 		"condition": condition,
+		"finding":   finding,
 	}
 	b, err := json.MarshalIndent(playbook, "", "  ")
 	if err != nil {

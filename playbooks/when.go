@@ -21,9 +21,22 @@ type Condition struct {
 	// ExitCodes, when not empty, holds if the step exited with one of
 	// them.
 	ExitCodes []int
-	// Failed, when ExitCodes is empty, holds if the step failed (true: a
-	// non-zero exit, a timeout, an error) or succeeded (false: exit 0).
+	// Failed, when ExitCodes is empty and Finding is not set, holds if
+	// the step failed (true: a non-zero exit, a timeout, an error) or
+	// succeeded (false: exit 0).
 	Failed bool
+	// Finding, when set, holds if the step raised the finding of that
+	// name at Severity or worse.
+	Finding  string
+	Severity Severity
+}
+
+// Result is how a step that ran ended, as when conditions see it.
+type Result struct {
+	// ExitCode is -1 when the step ended without an exit status.
+	ExitCode int
+	// Findings are the step's findings (Playbook.Findings).
+	Findings []Finding
 }
 
 // Eval reports whether every condition holds. exitCodes holds the exit code
@@ -42,20 +55,32 @@ func (w *When) Eval(exitCodes map[string]int) bool {
 	return true
 }
 
-// Eval reports whether the condition holds; see When.Eval.
+// Eval reports whether the condition holds; see When.Eval. A finding
+// condition never holds here: use Holds, which sees findings.
 func (c Condition) Eval(exitCodes map[string]int) bool {
 	code, ran := exitCodes[c.Step]
 	if !ran {
 		return false
 	}
-	if len(c.ExitCodes) > 0 {
-		return slices.Contains(c.ExitCodes, code)
+	return c.Holds(Result{ExitCode: code})
+}
+
+// Holds reports whether the condition holds for its step's result.
+func (c Condition) Holds(r Result) bool {
+	switch {
+	case c.Finding != "":
+		return slices.ContainsFunc(r.Findings, func(f Finding) bool { return f.Rule == c.Finding && f.Severity >= c.Severity })
+	case len(c.ExitCodes) > 0:
+		return slices.Contains(c.ExitCodes, r.ExitCode)
 	}
-	return (code != 0) == c.Failed
+	return (r.ExitCode != 0) == c.Failed
 }
 
 // String describes the condition as a playbook would write it.
 func (c Condition) String() string {
+	if c.Finding != "" {
+		return fmt.Sprintf("{step: %q, finding: %q, severity: %s}", c.Step, c.Finding, c.Severity)
+	}
 	if len(c.ExitCodes) > 0 {
 		codes := make([]string, len(c.ExitCodes))
 		for i, n := range c.ExitCodes {
@@ -78,25 +103,39 @@ func (c Condition) String() string {
 //
 // Steps of a parallel playbook always run.
 func (p *Playbook) ShouldRun(i int, exitCodes map[string]int) (bool, string) {
+	results := make(map[string]Result, len(exitCodes))
+	for k, v := range exitCodes {
+		results[k] = Result{ExitCode: v}
+	}
+	return p.Decide(i, results)
+}
+
+// Decide is ShouldRun with the results of the steps that ran, findings
+// included, so that a when can test an earlier step's finding.
+func (p *Playbook) Decide(i int, results map[string]Result) (bool, string) {
 	if p.Parallel {
 		return true, ""
 	}
 	s := &p.Steps[i]
 	if s.When != nil {
 		for _, c := range s.When.Conditions {
-			if !c.Eval(exitCodes) {
-				if code, ran := exitCodes[c.Step]; ran {
-					return false, fmt.Sprintf("when %s does not hold: step %q exited %d", c, c.Step, code)
-				}
+			r, ran := results[c.Step]
+			switch {
+			case !ran:
 				return false, fmt.Sprintf("when %s does not hold: step %q did not run", c, c.Step)
+			case c.Holds(r):
+			case c.Finding != "":
+				return false, fmt.Sprintf("when %s does not hold: step %q raised no such finding", c, c.Step)
+			default:
+				return false, fmt.Sprintf("when %s does not hold: step %q exited %d", c, c.Step, r.ExitCode)
 			}
 		}
 		return true, ""
 	}
 	for _, prev := range p.Steps[:i] {
-		code, ran := exitCodes[prev.Name]
-		if ran && code != 0 && !prev.ContinueOnError {
-			return false, fmt.Sprintf("step %q failed (exit %d) and has no continue_on_error", prev.Name, code)
+		r, ran := results[prev.Name]
+		if ran && r.ExitCode != 0 && !prev.ContinueOnError {
+			return false, fmt.Sprintf("step %q failed (exit %d) and has no continue_on_error", prev.Name, r.ExitCode)
 		}
 	}
 	return true, ""

@@ -41,6 +41,9 @@ func (r *Runner) execute(ctx context.Context, t hooks.Trigger, run Run) *evidenc
 		Steps:     []evidence.Step{},
 	}}
 	m := &b.Manifest
+	if isGroup(run) {
+		m.Group = groupName(p)
+	}
 	notStarted := func(err error) *evidence.Bundle {
 		m.Status = evidence.StatusNotStarted
 		m.Error = err.Error()
@@ -55,7 +58,8 @@ func (r *Runner) execute(ctx context.Context, t hooks.Trigger, run Run) *evidenc
 	if h.Bastion != nil {
 		m.Host.Bastion = h.Bastion.Name
 	}
-	cmds := p.Render(r.templateData(t, h))
+	data := r.templateData(t, h)
+	cmds := p.Render(data)
 	ctx, cancel := context.WithTimeout(ctx, p.Timeout)
 	defer cancel()
 	conn, err := r.dialer.Dial(ctx, target(h))
@@ -73,13 +77,16 @@ func (r *Runner) execute(ctx context.Context, t hooks.Trigger, run Run) *evidenc
 		var wg sync.WaitGroup
 		parts := make([]*evidence.Bundle, len(p.Steps))
 		for i := range p.Steps {
-			m.Steps[i] = evidence.Step{Name: p.Steps[i].Name, Command: cmds[i].Line, ExitCode: -1, StartedAt: r.now().UTC()}
+			m.Steps[i] = evidence.Step{Name: p.Steps[i].Name, Command: cmds[i].Line, Script: string(cmds[i].Stdin), ExitCode: -1, StartedAt: r.now().UTC()}
 			if cmds[i].Err != nil {
 				m.Steps[i].Error = cmds[i].Err.Error()
 				continue
 			}
 			parts[i] = &evidence.Bundle{}
-			wg.Go(func() { r.runStep(ctx, conn, i, p.Steps[i], cmds[i], parts[i], &m.Steps[i]) })
+			wg.Go(func() {
+				r.runStep(ctx, conn, i, p.Steps[i], cmds[i], parts[i], &m.Steps[i])
+				r.findings(p, i, data.Params, parts[i], &m.Steps[i])
+			})
 		}
 		wg.Wait()
 		for _, part := range parts {
@@ -92,10 +99,10 @@ func (r *Runner) execute(ctx context.Context, t hooks.Trigger, run Run) *evidenc
 			maps.Copy(b.Files, part.Files)
 		}
 	} else {
-		codes := map[string]int{}
+		results := map[string]playbooks.Result{}
 		for i, step := range p.Steps {
-			st := evidence.Step{Name: step.Name, Command: cmds[i].Line, ExitCode: -1, StartedAt: r.now().UTC()}
-			run, why := p.ShouldRun(i, codes)
+			st := evidence.Step{Name: step.Name, Command: cmds[i].Line, Script: string(cmds[i].Stdin), ExitCode: -1, StartedAt: r.now().UTC()}
+			run, why := p.Decide(i, results)
 			switch {
 			case ctx.Err() != nil:
 				st.Skipped, st.Error = true, fmt.Sprintf("not run: the playbook's %s timeout was reached", p.Timeout)
@@ -106,10 +113,10 @@ func (r *Runner) execute(ctx context.Context, t hooks.Trigger, run Run) *evidenc
 				st.Skipped, st.Error = true, "not run: "+why
 			case cmds[i].Err != nil:
 				st.Error = cmds[i].Err.Error()
-				codes[step.Name] = -1
+				results[step.Name] = playbooks.Result{ExitCode: -1}
 			default:
 				r.runStep(ctx, conn, i, step, cmds[i], b, &st)
-				codes[step.Name] = st.ExitCode
+				results[step.Name] = playbooks.Result{ExitCode: st.ExitCode, Findings: r.findings(p, i, data.Params, b, &st)}
 			}
 			m.Steps[i] = st
 		}
@@ -152,6 +159,32 @@ func (r *Runner) runStep(ctx context.Context, conn Conn, i int, step playbooks.S
 	if errors.Is(err, context.Canceled) {
 		st.Error = "cancelled"
 	}
+}
+
+// findings evaluates step i's finding rules on its stdout, redacted
+// first (findings are published, and RedactBundle has not run yet), and
+// records them in st.
+func (r *Runner) findings(p *playbooks.Playbook, i int, overrides map[string]string, b *evidence.Bundle, st *evidence.Step) []playbooks.Finding {
+	if len(p.Steps[i].Findings) == 0 || st.Stdout.File == "" {
+		return nil
+	}
+	out, _ := r.redactor.Redact(b.Files[st.Stdout.File])
+	found, measures := p.Findings(i, out, overrides)
+	for _, f := range found {
+		ef := evidence.Finding{Rule: f.Rule, Severity: evidence.Severity(f.Severity.String()), Message: f.Message}
+		if f.HasValue {
+			v := f.Value
+			ef.Value = &v
+		}
+		st.Findings = append(st.Findings, ef)
+	}
+	for _, m := range measures {
+		if st.Values == nil {
+			st.Values = map[string]float64{}
+		}
+		st.Values[m.Rule] = m.Value
+	}
+	return found
 }
 
 // templateData is what t's templates see on host h, with the per-service

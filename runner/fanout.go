@@ -63,6 +63,32 @@ func (r *Runner) publishFanouts(ctx context.Context, t hooks.Trigger, plan Plan)
 	return errors.Join(errs...)
 }
 
+// storeGroupPage stores the fan-out's page and returns its link. Its
+// links to the hosts' pages are relative, so that they work wherever the
+// store's objects are served from, except when the store hands out
+// presigned https links (S3): a relative link would lose the signature,
+// so the page carries the hosts' presigned links.
+func (r *Runner) storeGroupPage(ctx context.Context, rep evidence.Report) (string, error) {
+	page, err := evidence.FanoutPage(rep, func(run evidence.FanoutRun) string {
+		if strings.HasPrefix(run.Link, "https://") || strings.HasPrefix(run.Link, "http://") {
+			return run.Link
+		}
+		return evidence.HostPageLink(run.Bundle.Manifest)
+	})
+	if err != nil {
+		return "", err
+	}
+	key := evidence.GroupPrefix(rep.Bundle.Manifest) + evidence.PageFile
+	if err := r.store.Put(ctx, key, page); err != nil && !errors.Is(err, evidence.ErrExists) {
+		return "", fmt.Errorf("store %s: %w", key, err)
+	}
+	link, err := r.store.Link(ctx, key)
+	if err != nil {
+		return "", fmt.Errorf("link %s: %w", key, err)
+	}
+	return link, nil
+}
+
 func (r *Runner) publishFanout(ctx context.Context, t hooks.Trigger, p *playbooks.Playbook, runs []Run) error {
 	f := &evidence.Fanout{Target: groupName(p)}
 	var bundles []*evidence.Bundle
@@ -78,7 +104,7 @@ func (r *Runner) publishFanout(ctx context.Context, t hooks.Trigger, p *playbook
 		if err != nil {
 			return fmt.Errorf("read bundle %s: %w", rs.Bundle, err)
 		}
-		link, err := r.store.Link(ctx, rs.Bundle+evidence.ManifestFile)
+		link, err := r.store.Link(ctx, rs.Bundle+evidence.PageFile)
 		if err != nil {
 			return fmt.Errorf("link %s: %w", rs.Bundle, err)
 		}
@@ -92,6 +118,11 @@ func (r *Runner) publishFanout(ctx context.Context, t hooks.Trigger, p *playbook
 		Fanout: f,
 		Marker: key,
 	}
+	link, err := r.storeGroupPage(ctx, rep)
+	if err != nil {
+		return err
+	}
+	rep.Link = link
 	rec, _ := json.Marshal(runState{Status: "done", Job: t.JobID(), Since: r.now().UTC()})
 	if _, err := r.state.Create(ctx, key, rec); err != nil && !errors.Is(err, queue.ErrExists) {
 		return fmt.Errorf("record summary %s: %w", key, err)

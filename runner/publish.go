@@ -65,7 +65,7 @@ func (r *Runner) publish(ctx context.Context, t hooks.Trigger, key, job string, 
 	if len(r.publishers) == 0 {
 		return nil
 	}
-	link, err := r.store.Link(ctx, prefix+evidence.ManifestFile)
+	link, err := r.store.Link(ctx, prefix+evidence.PageFile)
 	if err != nil {
 		return fmt.Errorf("link %s: %w", prefix, err)
 	}

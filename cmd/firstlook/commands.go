@@ -17,7 +17,9 @@ import (
 	"github.com/firstlook/firstlook/hooks/pagerduty"
 	"github.com/firstlook/firstlook/playbooks"
 	"github.com/firstlook/firstlook/playbooks/library"
+	"github.com/firstlook/firstlook/playbooks/yamlfile"
 	"github.com/firstlook/firstlook/runner"
+	"github.com/firstlook/firstlook/runner/inventory"
 )
 
 func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -73,7 +75,7 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
-	link, _ := p.store.Link(ctx, prefix+evidence.ManifestFile)
+	link, _ := p.store.Link(ctx, prefix+evidence.PageFile)
 	fmt.Fprint(stdout, evidence.Markdown(evidence.Report{Bundle: b, Link: link}))
 	if !*summary {
 		printOutputs(stdout, b)
@@ -134,7 +136,7 @@ func printOutputs(w io.Writer, b *evidence.Bundle) {
 
 func validateCmd(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("validate", stderr)
-	path := fs.String("config", "", "configuration `file` (its playbooks and inventory are checked too)")
+	path := fs.String("config", "", "configuration `file` (its playbooks, inventory and the files it names are checked too)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -144,51 +146,55 @@ func validateCmd(args []string, stdout, stderr io.Writer) error {
 		fs.Usage()
 		return errUsage
 	}
-	bad := false
-	report := func(err error) {
-		bad = true
-		for _, line := range strings.Split(err.Error(), "\n") {
-			if strings.TrimSpace(line) != "" {
-				fmt.Fprintln(stdout, line)
-			}
+	var problems yamlfile.List
+	add := func(err error) {
+		var list yamlfile.List
+		var one *yamlfile.Error
+		switch {
+		case errors.As(err, &list):
+			problems = append(problems, list...)
+		case errors.As(err, &one):
+			problems = append(problems, one)
+		default:
+			problems = append(problems, &yamlfile.Error{Msg: err.Error()})
 		}
 	}
 	var libNames []string
 	if *path != "" {
-		cfg, err := LoadConfig(*path)
-		if err != nil {
-			report(err)
-		} else {
-			paths = append(slices.Clone(cfg.Playbooks.Paths), paths...)
-			libNames = cfg.Playbooks.Library
-			if _, err := cfg.planParts(); err != nil && !isPlaybookError(err) {
-				report(err)
+		cfg, errs := loadConfig(*path)
+		problems = append(problems, errs...)
+		paths = append(slices.Clone(cfg.Playbooks.Paths), paths...)
+		libNames = cfg.Playbooks.Library
+		problems = append(problems, cfg.checkFiles()...)
+		if cfg.Inventory.File == "" && cfg.Inventory.EC2 == nil && cfg.Inventory.Config.Validate() == nil {
+			if _, err := inventory.New(cfg.Inventory.Config); err != nil {
+				add(err)
 			}
 		}
 	}
 	var set *playbooks.Set
-	if len(paths) > 0 || libNames != nil {
-		var sets []*playbooks.Set
-		if len(paths) > 0 {
-			s, err := playbooks.Load(paths...)
-			if err != nil {
-				report(err)
-			}
+	var sets []*playbooks.Set
+	if len(paths) > 0 {
+		s, err := playbooks.Load(paths...)
+		if err != nil {
+			add(err)
+		}
+		sets = append(sets, s)
+	}
+	if len(libNames) > 0 {
+		if s, err := library.Load(libNames...); err == nil {
 			sets = append(sets, s)
 		}
-		if len(libNames) > 0 {
-			if s, err := library.Load(libNames...); err == nil {
-				sets = append(sets, s)
-			}
-		}
-		if !bad {
-			var err error
-			if set, err = playbooks.Merge(sets...); err != nil {
-				report(err)
-			}
+	}
+	if problems.Errors() == nil && len(sets) > 0 {
+		var err error
+		if set, err = playbooks.Merge(sets...); err != nil {
+			add(err)
 		}
 	}
-	if bad {
+	problems.Sort()
+	printProblems(stdout, problems)
+	if problems.Errors() != nil {
 		return exitError(1)
 	}
 	if set != nil {
@@ -199,9 +205,39 @@ func validateCmd(args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
-// isPlaybookError tells planParts' playbook errors apart, so validate
-// reports them once, from its own load.
-func isPlaybookError(err error) bool { return strings.HasPrefix(err.Error(), "playbooks:") }
+// printProblems prints each problem, then the line it points at with a
+// caret under the column, then a count.
+func printProblems(w io.Writer, problems yamlfile.List) {
+	if len(problems) == 0 {
+		return
+	}
+	sources := map[string][]byte{}
+	nerr, nwarn := 0, 0
+	for _, p := range problems {
+		fmt.Fprintln(w, p.Error())
+		if p.File != "" && p.Line > 0 {
+			src, ok := sources[p.File]
+			if !ok {
+				src, _ = os.ReadFile(p.File)
+				sources[p.File] = src
+			}
+			fmt.Fprint(w, p.Excerpt(src))
+		}
+		if p.Warning {
+			nwarn++
+		} else {
+			nerr++
+		}
+	}
+	fmt.Fprintf(w, "%d %s, %d %s\n", nerr, plural(nerr, "error"), nwarn, plural(nwarn, "warning"))
+}
+
+func plural(n int, s string) string {
+	if n == 1 {
+		return s
+	}
+	return s + "s"
+}
 
 func replayCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("replay", stderr)

@@ -4,11 +4,8 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
-	"maps"
 	"os"
 	"path/filepath"
-	"reflect"
-	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -23,6 +20,7 @@ import (
 	"github.com/firstlook/firstlook/evidence/store/spool"
 	"github.com/firstlook/firstlook/hooks/pagerduty"
 	"github.com/firstlook/firstlook/playbooks/library"
+	"github.com/firstlook/firstlook/playbooks/yamlfile"
 	"github.com/firstlook/firstlook/runner"
 	"github.com/firstlook/firstlook/runner/inventory"
 	"github.com/firstlook/firstlook/runner/inventory/ec2"
@@ -56,9 +54,15 @@ type Config struct {
 	// id → parameter → value.
 	Params map[string]map[string]string `yaml:"params"`
 
+	// Warnings are what will not work as configured without stopping
+	// anything: an optional secret whose variable is unset.
+	Warnings yamlfile.List `yaml:"-" json:"-"`
+
 	// path is the file the config came from; relative paths in it are
 	// relative to its directory.
 	path string
+	// root is its YAML, to place problems found later.
+	root *yaml.Node
 }
 
 // HTTPConfig bounds the intake's HTTP server. The defaults suit webhooks:
@@ -79,13 +83,15 @@ type PagerDutyConfig struct {
 	pagerduty.Config `yaml:",inline"`
 	// WebhookSecrets are the signing secrets of the webhook
 	// subscriptions; list two while rotating.
-	WebhookSecrets []secret `yaml:"webhook_secrets"`
-	// WebhookSecretFiles are files holding one secret each.
+	WebhookSecrets []Secret `yaml:"webhook_secrets"`
+	// WebhookSecretFiles are files holding one secret each (the same as
+	// {file: path} items in WebhookSecrets; kept for older configs).
 	WebhookSecretFiles []string `yaml:"webhook_secret_files"`
 	// APIToken is a REST API key: with it firstlook reads the incident's
 	// alerts for host hints (read access) and, when notes.from is set,
 	// posts a note per run (write access to incidents).
-	APIToken     secret `yaml:"api_token"`
+	APIToken Secret `yaml:"api_token"`
+	// APITokenFile is api_token: {file: path}, kept for older configs.
 	APITokenFile string `yaml:"api_token_file"`
 	// Notes posts each run's summary on the incident; enabled by
 	// notes.from.
@@ -97,7 +103,8 @@ type PagerDutyConfig struct {
 type SlackConfig struct {
 	slackpub.Config `yaml:",inline"`
 	// BotToken is the Slack app's bot token (xoxb-…).
-	BotToken     secret `yaml:"bot_token"`
+	BotToken Secret `yaml:"bot_token"`
+	// BotTokenFile is bot_token: {file: path}, kept for older configs.
 	BotTokenFile string `yaml:"bot_token_file"`
 }
 
@@ -149,198 +156,78 @@ type EvidenceConfig struct {
 	Redact evidence.RedactConfig `yaml:"redact"`
 }
 
-// secret is a configuration value that must never be shown: it prints as
-// "<secret>" in every format, YAML included.
-type secret string
-
-func (s secret) String() string {
-	if s == "" {
-		return ""
+// LoadConfig reads, expands and validates a configuration file. Its error
+// is a yamlfile.List: every problem, each at its line and column.
+// Warnings (an optional secret whose variable is unset) do not fail it;
+// they are in the Config's Warnings.
+func LoadConfig(path string) (*Config, error) {
+	cfg, errs := loadConfig(path)
+	if err := errs.Errors(); err != nil {
+		return nil, err
 	}
-	return "<secret>"
+	return cfg, nil
 }
 
-func (s secret) GoString() string             { return s.String() }
-func (s secret) MarshalYAML() (any, error)    { return s.String(), nil }
-func (s secret) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
-func (s secret) value() string                { return string(s) }
-
-// LoadConfig reads, expands and validates a configuration file.
-func LoadConfig(path string) (*Config, error) {
+// loadConfig is LoadConfig returning what it could decode along with every
+// problem, for validate.
+func loadConfig(path string) (*Config, yamlfile.List) {
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("config: %w", err)
+		return &Config{path: path}, yamlfile.List{{File: path, Msg: fmt.Sprintf("read config: %v", unwrapPathError(err))}}
 	}
-	cfg, err := ParseConfig(b, filepath.Dir(path))
-	if err != nil {
-		return nil, fmt.Errorf("config %s: %w", path, err)
-	}
-	cfg.path = path
-	return cfg, nil
+	cfg, errs := parseConfig(path, b, filepath.Dir(path))
+	return cfg, errs
 }
 
 // ParseConfig parses configuration YAML, expands ${VAR} in values from the
-// environment, makes relative paths relative to base, applies defaults and
-// validates.
+// environment, makes relative paths relative to base, reads secret files,
+// applies defaults and validates.
 func ParseConfig(b []byte, base string) (*Config, error) {
-	var root yaml.Node
-	if err := yaml.Unmarshal(b, &root); err != nil {
-		return nil, err
-	}
-	cfg := &Config{}
-	if len(root.Content) > 0 {
-		if err := checkKeys(root.Content[0], reflect.TypeFor[Config](), ""); err != nil {
-			return nil, err
-		}
-		if err := expandEnv(&root, nil); err != nil {
-			return nil, err
-		}
-		if err := root.Decode(cfg); err != nil {
-			return nil, errors.New(strings.ReplaceAll(err.Error(), "yaml: unmarshal errors:\n  ", ""))
-		}
-	}
-	cfg.applyDefaults(base)
-	if err := cfg.readSecretFiles(); err != nil {
-		return nil, err
-	}
-	if err := cfg.Validate(); err != nil {
+	cfg, errs := parseConfig("firstlook.yaml", b, base)
+	if err := errs.Errors(); err != nil {
 		return nil, err
 	}
 	return cfg, nil
 }
 
-var envRef = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)\}`)
-
-// expandEnv replaces ${VAR} in scalar values (never in keys, and never by
-// re-parsing YAML, so a variable cannot inject structure). An unset
-// variable is an error naming the field.
-func expandEnv(n *yaml.Node, path []string) error {
-	switch n.Kind {
-	case yaml.DocumentNode, yaml.SequenceNode:
-		for i, c := range n.Content {
-			p := path
-			if n.Kind == yaml.SequenceNode {
-				p = appendIndex(path, i)
-			}
-			if err := expandEnv(c, p); err != nil {
-				return err
-			}
-		}
-	case yaml.MappingNode:
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			if err := expandEnv(n.Content[i+1], append(path, n.Content[i].Value)); err != nil {
-				return err
-			}
-		}
-	case yaml.ScalarNode:
-		var missing string
-		out := envRef.ReplaceAllStringFunc(n.Value, func(ref string) string {
-			name := envRef.FindStringSubmatch(ref)[1]
-			v, ok := os.LookupEnv(name)
-			if !ok && missing == "" {
-				missing = name
-			}
-			return v
-		})
-		if missing != "" {
-			return fmt.Errorf("%s: environment variable %s is not set", strings.Join(path, "."), missing)
-		}
-		if out != n.Value {
-			n.Value = out
-			if n.Style&(yaml.DoubleQuotedStyle|yaml.SingleQuotedStyle) == 0 {
-				// Unquoted: let the value resolve as if written in
-				// place, so port: ${PORT} decodes as a number.
-				n.Tag = ""
-			}
-		}
+func parseConfig(name string, b []byte, base string) (*Config, yamlfile.List) {
+	d := &yamlfile.Decoder{File: name, Env: os.LookupEnv}
+	cfg := &Config{path: name}
+	root := d.Parse(b)
+	if len(d.Errs) > 0 {
+		return cfg, d.Errs
 	}
-	return nil
+	cfg.root = root
+	d.Decode(root, "", cfg)
+	cfg.applyDefaults(base)
+	cfg.fileSecrets(root)
+	for _, s := range secrets(cfg) {
+		s.resolve(d, base)
+	}
+	for _, err := range cfg.problems() {
+		d.At(root, err)
+	}
+	cfg.Warnings = d.Errs.Warnings()
+	d.Errs.Sort()
+	return cfg, d.Errs
 }
 
-// checkKeys rejects keys that no field of t takes, anywhere in n, with the
-// line and the valid keys: a misspelt key must not silently fall back to a
-// default. (The yaml decoder's KnownFields works on bytes; the config is
-// decoded from the expanded node tree.)
-func checkKeys(n *yaml.Node, t reflect.Type, path string) error {
-	for t.Kind() == reflect.Pointer {
-		t = t.Elem()
+// fileSecrets turns the older *_file keys into file secrets.
+func (c *Config) fileSecrets(root *yaml.Node) {
+	pd := &c.PagerDuty
+	for i, f := range pd.WebhookSecretFiles {
+		where := fmt.Sprintf("pagerduty.webhook_secret_files[%d]", i)
+		n, _ := yamlfile.Node(root, where)
+		pd.WebhookSecrets = append(pd.WebhookSecrets, newFileSecret(where, f, n))
 	}
-	switch {
-	case n.Kind == yaml.AliasNode:
-		return checkKeys(n.Alias, t, path)
-	case n.Kind == yaml.SequenceNode && (t.Kind() == reflect.Slice || t.Kind() == reflect.Array):
-		for i, c := range n.Content {
-			if err := checkKeys(c, t.Elem(), fmt.Sprintf("%s[%d]", path, i)); err != nil {
-				return err
-			}
-		}
-	case n.Kind == yaml.MappingNode && t.Kind() == reflect.Map:
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			if err := checkKeys(n.Content[i+1], t.Elem(), join(path, n.Content[i].Value)); err != nil {
-				return err
-			}
-		}
-	case n.Kind == yaml.MappingNode && t.Kind() == reflect.Struct:
-		fields := yamlFields(t)
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			k := n.Content[i]
-			ft, ok := fields[k.Value]
-			if !ok {
-				names := slices.Sorted(maps.Keys(fields))
-				return fmt.Errorf("line %d: %s: unknown key %q; valid keys: %s", k.Line, orTop(path), k.Value, strings.Join(names, ", "))
-			}
-			if err := checkKeys(n.Content[i+1], ft, join(path, k.Value)); err != nil {
-				return err
-			}
-		}
+	if pd.APITokenFile != "" {
+		n := yamlfile.KeyNode(root, "pagerduty.api_token_file")
+		pd.APIToken = newFileSecret("pagerduty.api_token_file", pd.APITokenFile, n)
 	}
-	return nil
-}
-
-// yamlFields maps the yaml keys of struct t (with ,inline fields merged)
-// to their types.
-func yamlFields(t reflect.Type) map[string]reflect.Type {
-	out := map[string]reflect.Type{}
-	for f := range t.Fields() {
-		if !f.IsExported() {
-			continue
-		}
-		name, opts, _ := strings.Cut(f.Tag.Get("yaml"), ",")
-		switch {
-		case name == "-":
-			continue
-		case strings.Contains(opts, "inline"):
-			maps.Copy(out, yamlFields(f.Type))
-			continue
-		case name == "":
-			name = strings.ToLower(f.Name)
-		}
-		out[name] = f.Type
+	if c.Slack.BotTokenFile != "" {
+		n := yamlfile.KeyNode(root, "slack.bot_token_file")
+		c.Slack.BotToken = newFileSecret("slack.bot_token_file", c.Slack.BotTokenFile, n)
 	}
-	return out
-}
-
-func join(path, key string) string {
-	if path == "" {
-		return key
-	}
-	return path + "." + key
-}
-
-func orTop(path string) string {
-	if path == "" {
-		return "top level"
-	}
-	return path
-}
-
-func appendIndex(path []string, i int) []string {
-	p := append([]string(nil), path...)
-	if len(p) == 0 {
-		return []string{fmt.Sprintf("[%d]", i)}
-	}
-	p[len(p)-1] = fmt.Sprintf("%s[%d]", p[len(p)-1], i)
-	return p
 }
 
 func (c *Config) applyDefaults(base string) {
@@ -390,52 +277,12 @@ func (c *Config) applyDefaults(base string) {
 	c.PagerDuty.Notes.APIURL = cmp.Or(c.PagerDuty.Notes.APIURL, c.PagerDuty.APIURL)
 }
 
-// readSecretFiles reads the *_file secrets; a file's trailing newline is
-// not part of the secret.
-func (c *Config) readSecretFiles() error {
-	read := func(field, path string) (secret, error) {
-		b, err := os.ReadFile(path)
-		if err != nil {
-			return "", fmt.Errorf("%s: %w", field, err)
-		}
-		s := strings.TrimRight(string(b), "\r\n")
-		if s == "" {
-			return "", fmt.Errorf("%s: %s is empty", field, path)
-		}
-		return secret(s), nil
-	}
-	for i, f := range c.PagerDuty.WebhookSecretFiles {
-		s, err := read(fmt.Sprintf("pagerduty.webhook_secret_files[%d]", i), f)
-		if err != nil {
-			return err
-		}
-		c.PagerDuty.WebhookSecrets = append(c.PagerDuty.WebhookSecrets, s)
-	}
-	if f := c.Slack.BotTokenFile; f != "" {
-		if c.Slack.BotToken != "" {
-			return errors.New("slack: bot_token and bot_token_file: set one")
-		}
-		s, err := read("slack.bot_token_file", f)
-		if err != nil {
-			return err
-		}
-		c.Slack.BotToken = s
-	}
-	if f := c.PagerDuty.APITokenFile; f != "" {
-		if c.PagerDuty.APIToken != "" {
-			return errors.New("pagerduty: api_token and api_token_file: set one")
-		}
-		s, err := read("pagerduty.api_token_file", f)
-		if err != nil {
-			return err
-		}
-		c.PagerDuty.APIToken = s
-	}
-	return nil
-}
-
 // Validate checks every section and names the field at fault.
-func (c *Config) Validate() error {
+func (c *Config) Validate() error { return errors.Join(c.problems()...) }
+
+// problems is what Validate reports, one error per problem, each starting
+// with the key path at fault.
+func (c *Config) problems() []error {
 	var errs []error
 	check := func(section string, err error) {
 		if err != nil {
@@ -455,14 +302,14 @@ func (c *Config) Validate() error {
 	check("pagerduty", c.PagerDuty.Validate())
 	if c.PagerDuty.Notes.From != "" {
 		check("pagerduty.notes", c.PagerDuty.Notes.Validate())
-		if c.PagerDuty.APIToken == "" {
-			check("pagerduty.notes", errors.New("needs pagerduty.api_token (or api_token_file) with write access to incidents"))
+		if !c.PagerDuty.APIToken.IsSet() {
+			check("pagerduty.notes", errors.New("needs pagerduty.api_token with write access to incidents; set it, or remove notes.from"))
 		}
 	}
 	check("queue", c.Queue.Validate())
 	check("inventory", c.Inventory.Validate())
 	check("ssh", c.SSH.Validate())
-	if c.Slack.BotToken != "" {
+	if c.Slack.BotToken.IsSet() {
 		check("slack", c.Slack.Validate())
 	}
 	if c.Evidence.S3 != nil {
@@ -480,21 +327,23 @@ func (c *Config) Validate() error {
 			check(fmt.Sprintf("playbooks.library[%d]", i), fmt.Errorf("no playbook %q in the library; it has %s", name, strings.Join(library.Names(), ", ")))
 		}
 	}
-	return errors.Join(errs...)
+	return errs
 }
 
 // requireIntake checks what only serve needs.
 func (c *Config) requireIntake() error {
-	if len(c.PagerDuty.WebhookSecrets) == 0 {
+	if len(c.webhookSecrets()) == 0 {
 		return errors.New("pagerduty.webhook_secrets: required to verify webhooks (set it from the environment: [\"${PAGERDUTY_WEBHOOK_SECRET}\"])")
 	}
 	return nil
 }
 
 func (c *Config) webhookSecrets() []string {
-	out := make([]string, len(c.PagerDuty.WebhookSecrets))
-	for i, s := range c.PagerDuty.WebhookSecrets {
-		out[i] = s.value()
+	var out []string
+	for _, s := range c.PagerDuty.WebhookSecrets {
+		if s.IsSet() {
+			out = append(out, s.Value())
+		}
 	}
 	return out
 }

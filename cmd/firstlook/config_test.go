@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -53,14 +54,18 @@ func TestSecretsNeverShown(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := cfg.webhookSecrets(); len(got) != 1 || got[0] != secret || cfg.PagerDuty.APIToken.value() != token || cfg.Slack.BotToken.value() != bot {
+	if got := cfg.webhookSecrets(); len(got) != 1 || got[0] != secret || cfg.PagerDuty.APIToken.Value() != token || cfg.Slack.BotToken.Value() != bot {
 		t.Fatalf("secrets not read: got %v", got)
 	}
+	var logged bytes.Buffer
+	slog.New(slog.NewJSONHandler(&logged, nil)).Info("config", "cfg", cfg, "token", cfg.PagerDuty.APIToken)
+	slog.New(slog.NewTextHandler(&logged, nil)).Info("config", "cfg", cfg, "token", cfg.PagerDuty.APIToken)
 	y, _ := yaml.Marshal(cfg)
 	j, _ := json.Marshal(cfg)
 	for name, s := range map[string]string{
 		"%v": fmt.Sprintf("%v", cfg), "%+v": fmt.Sprintf("%+v", cfg), "%#v": fmt.Sprintf("%#v", cfg),
 		"%s": fmt.Sprintf("%s", cfg.PagerDuty.WebhookSecrets), "yaml": string(y), "json": string(j),
+		"slog": logged.String(), "%q": fmt.Sprintf("%q %x", cfg.PagerDuty.APIToken, cfg.Slack.BotToken),
 	} {
 		if strings.Contains(s, secret) || strings.Contains(s, token) || strings.Contains(s, bot) {
 			t.Errorf("%s shows a secret: %s", name, s)
@@ -95,14 +100,15 @@ func TestParseConfig(t *testing.T) {
 	tests := []struct {
 		name, yaml, want string
 	}{
-		{"unknown top-level key", minimal + "listn: :80\n", `line 12: top level: unknown key "listn"; valid keys: data_dir, evidence, http,`},
-		{"unknown nested key", minimal + "runner:\n  hints:\n    titel: []\n", `line 14: runner.hints: unknown key "titel"; valid keys: title`},
+		{"unknown top-level key", minimal + "listn: :80\n", `firstlook.yaml:12:1: top level: unknown key "listn"; did you mean "listen"? valid keys: data_dir, evidence, http,`},
+		{"unknown nested key", minimal + "runner:\n  hints:\n    titel: []\n", `firstlook.yaml:14:5: runner.hints: unknown key "titel"; did you mean "title"? valid keys: title`},
 		{"unknown key in a list", strings.Replace(minimal, "user: u}", "usr: u}", 1), `inventory.hosts[0]: unknown key "usr"`},
-		{"unset variable", strings.Replace(minimal, "FL_TEST_TOKEN", "FL_TEST_UNSET_VAR", 1), "pagerduty.api_token: environment variable FL_TEST_UNSET_VAR is not set"},
+		{"unset variable", minimal + "listen: ${FL_TEST_UNSET_VAR}\n", "firstlook.yaml:12:9: listen: environment variable FL_TEST_UNSET_VAR is not set; export it"},
+		{"notes without a token", strings.Replace(minimal, "${FL_TEST_TOKEN}", "${FL_TEST_UNSET_VAR}\n  notes: {from: a@example.com}", 1), "pagerduty.notes: needs pagerduty.api_token"},
 		{"bad title pattern", minimal + "runner:\n  hints:\n    title: [{pattern: 'web-\\d+'}]\n", "runner: hints.title[0].pattern"},
 		{"no playbooks", strings.Replace(minimal, "paths: [playbooks]", "paths: []", 1), "playbooks: no playbooks"},
 		{"bad log level", minimal + "log_level: loud\n", `log_level: "loud"`},
-		{"wrong type", minimal + "runner: {workers: many}\n", "line 12"},
+		{"wrong type", minimal + "runner: {workers: many}\n", `firstlook.yaml:12:19: runner.workers: want an integer, got "many"`},
 		{"unknown library playbook", strings.Replace(minimal, "paths: [playbooks]", "paths: [playbooks]\n  library: [linux-baseline, disk-ful]", 1), `playbooks.library[1]: no playbook "disk-ful" in the library`},
 	}
 	for _, tc := range tests {
@@ -115,6 +121,47 @@ func TestParseConfig(t *testing.T) {
 	}
 }
 
+// TestUnsetOptionalSecretWarns: a secret whose variable is unset is a
+// warning, not an error, and the secret is off.
+func TestUnsetOptionalSecretWarns(t *testing.T) {
+	t.Setenv("FL_TEST_SECRET", "x")
+	cfg, errs := parseConfig("c.yaml", []byte(strings.Replace(minimal, "FL_TEST_TOKEN", "FL_TEST_UNSET_VAR", 1)), configDir(t))
+	if errs.Errors() != nil || len(cfg.Warnings) != 1 || cfg.PagerDuty.APIToken.IsSet() {
+		t.Fatalf("got errors %v, warnings %v, token set %v", errs.Errors(), cfg.Warnings, cfg.PagerDuty.APIToken.IsSet())
+	}
+	if got, want := cfg.Warnings[0].Error(), "c.yaml:4:14: warning: pagerduty.api_token: environment variable FL_TEST_UNSET_VAR is not set"; !strings.HasPrefix(got, want) {
+		t.Errorf("got %q, want %q…", got, want)
+	}
+}
+
+// TestSecretForms: a secret comes inline, from ${VAR}, {env: VAR}, {file:
+// path} or the older *_file key, and a file's trailing newline is dropped.
+func TestSecretForms(t *testing.T) {
+	t.Setenv("FL_TEST_SECRET", "from-env")
+	d := configDir(t)
+	writeFile(t, filepath.Join(d, "tok"), "from-file\n")
+	for _, tc := range []struct{ yaml, want string }{
+		{`api_token: inline-value`, "inline-value"},
+		{`api_token: "${FL_TEST_SECRET}"`, "from-env"},
+		{`api_token: {env: FL_TEST_SECRET}`, "from-env"},
+		{`api_token: {file: tok}`, "from-file"},
+		{`api_token_file: tok`, "from-file"},
+	} {
+		y := strings.Replace(minimal, "api_token: ${FL_TEST_TOKEN}", tc.yaml, 1)
+		cfg, err := ParseConfig([]byte(y), d)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.yaml, err)
+		}
+		if got := cfg.PagerDuty.APIToken.Value(); got != tc.want {
+			t.Errorf("%s: got %q, want %q", tc.yaml, got, tc.want)
+		}
+	}
+	_, err := ParseConfig([]byte(strings.Replace(minimal, "api_token: ${FL_TEST_TOKEN}", "api_token: {file: missing}", 1)), d)
+	if err == nil || !strings.Contains(err.Error(), "firstlook.yaml:4:14: pagerduty.api_token: read secret: "+filepath.Join(d, "missing")+": no such file") {
+		t.Errorf("missing file: got %v", err)
+	}
+}
+
 // TestEnvCannotInjectStructure: a variable's value is a value, even when
 // it looks like YAML.
 func TestEnvCannotInjectStructure(t *testing.T) {
@@ -124,8 +171,8 @@ func TestEnvCannotInjectStructure(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.Listen != "127.0.0.1:8080" || !strings.Contains(cfg.webhookSecrets()[0], "listen: 0.0.0.0:1") || cfg.PagerDuty.APIToken.value() != "{a: b}" {
-		t.Fatalf("got listen %q, secret %q, token %q", cfg.Listen, cfg.webhookSecrets()[0], cfg.PagerDuty.APIToken.value())
+	if cfg.Listen != "127.0.0.1:8080" || !strings.Contains(cfg.webhookSecrets()[0], "listen: 0.0.0.0:1") || cfg.PagerDuty.APIToken.Value() != "{a: b}" {
+		t.Fatalf("got listen %q, secret %q, token %q", cfg.Listen, cfg.webhookSecrets()[0], cfg.PagerDuty.APIToken.Value())
 	}
 }
 

@@ -48,8 +48,8 @@ func (c *Config) planParts() (*parts, error) {
 		return nil, fmt.Errorf("playbooks:\n%w", err)
 	}
 	p := &parts{inventory: inv, playbooks: set}
-	if c.PagerDuty.APIToken != "" {
-		p.alerts = pagerduty.NewAlerts(c.PagerDuty.Config, c.PagerDuty.APIToken.value())
+	if c.PagerDuty.APIToken.IsSet() {
+		p.alerts = pagerduty.NewAlerts(c.PagerDuty.Config, c.PagerDuty.APIToken.Value())
 	}
 	return p, nil
 }
@@ -149,14 +149,14 @@ func (c *Config) runParts(ctx context.Context, spooled bool, log *slog.Logger) (
 func (c *Config) publishers() ([]runner.Publisher, error) {
 	var out []runner.Publisher
 	if c.PagerDuty.Notes.From != "" {
-		pd, err := pdnotes.New(c.PagerDuty.Notes, c.PagerDuty.APIToken.value())
+		pd, err := pdnotes.New(c.PagerDuty.Notes, c.PagerDuty.APIToken.Value())
 		if err != nil {
 			return nil, fmt.Errorf("pagerduty.notes: %w", err)
 		}
 		out = append(out, permanence{pd, pdnotes.ErrPermanent})
 	}
-	if c.Slack.BotToken != "" {
-		sp, err := slackpub.New(c.Slack.Config, c.Slack.BotToken.value())
+	if c.Slack.BotToken.IsSet() {
+		sp, err := slackpub.New(c.Slack.Config, c.Slack.BotToken.Value())
 		if err != nil {
 			return nil, fmt.Errorf("slack: %w", err)
 		}

@@ -4,11 +4,9 @@
 package inventory
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"maps"
 	"net"
 	"net/netip"
@@ -19,6 +17,8 @@ import (
 	"strings"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/firstlook/firstlook/playbooks/yamlfile"
 )
 
 // ErrUnknownHost is returned when a hint matches no inventory host.
@@ -134,39 +134,35 @@ func Load(path string) (*Inventory, error) {
 	return Parse(path, b)
 }
 
-// Parse parses inventory YAML; name is used in error messages.
+// Parse parses inventory YAML; name is used in error messages. Its error
+// is a yamlfile.List: every problem at its line and column.
 func Parse(name string, b []byte) (*Inventory, error) {
+	d := &yamlfile.Decoder{File: name}
+	root := d.Parse(b)
 	var doc document
-	dec := yaml.NewDecoder(bytes.NewReader(b))
-	dec.KnownFields(true)
-	if err := dec.Decode(&doc); err != nil && !errors.Is(err, io.EOF) {
-		return nil, fmt.Errorf("inventory %s: %v", name, strings.ReplaceAll(err.Error(), "yaml: unmarshal errors:\n  ", ""))
+	d.Decode(root, "", &doc)
+	if len(d.Errs) > 0 {
+		d.Errs.Sort()
+		return nil, d.Errs
 	}
-	var root yaml.Node
-	_ = yaml.Unmarshal(b, &root)
-	return build(name, doc, &root)
+	return build(name, doc, root)
 }
 
-// lineOf finds the line of the i-th item of a top-level sequence key.
-func lineOf(root *yaml.Node, key string, i int) int {
-	if root == nil || len(root.Content) == 0 {
-		return 0
+// itemNode is the node of the i-th item of a top-level list key, or nil.
+func itemNode(root *yaml.Node, key string, i int) *yaml.Node {
+	n, found := yamlfile.Node(root, fmt.Sprintf("%s[%d]", key, i))
+	if found == "" {
+		return nil
 	}
-	m := root.Content[0]
-	for k := 0; k+1 < len(m.Content); k += 2 {
-		if m.Content[k].Value == key && i < len(m.Content[k+1].Content) {
-			return m.Content[k+1].Content[i].Line
-		}
-	}
-	return 0
+	return n
 }
 
 var validName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
 
 func build(name string, doc document, root *yaml.Node) (*Inventory, error) {
-	var errs []error
+	d := &yamlfile.Decoder{File: name}
 	fail := func(key string, i int, format string, args ...any) {
-		errs = append(errs, fmt.Errorf("inventory %s:%d: %s[%d]: %s", name, lineOf(root, key, i), key, i, fmt.Sprintf(format, args...)))
+		d.Fail(itemNode(root, key, i), fmt.Sprintf("%s[%d]", key, i), format, args...)
 	}
 	bastions := map[string]*Bastion{}
 	for i, b := range doc.Bastions {
@@ -175,10 +171,10 @@ func build(name string, doc document, root *yaml.Node) (*Inventory, error) {
 			fail("bastions", i, "name %q: use letters, digits, '.', '_' and '-'", b.Name)
 			continue
 		case bastions[b.Name] != nil:
-			fail("bastions", i, "duplicate bastion %q", b.Name)
+			fail("bastions", i, "duplicate bastion %q; rename or remove one", b.Name)
 			continue
 		case b.Address == "":
-			fail("bastions", i, "bastion %s has no address", b.Name)
+			fail("bastions", i, "bastion %s has no address; add address: (a name or an IP)", b.Name)
 		}
 		port, user := b.Port, b.User
 		if port == 0 {
@@ -188,15 +184,15 @@ func build(name string, doc document, root *yaml.Node) (*Inventory, error) {
 			user = doc.Defaults.User
 		}
 		if port < 1 || port > 65535 {
-			fail("bastions", i, "port %d out of range", port)
+			fail("bastions", i, "port %d is out of range; use 1 to 65535", port)
 		}
 		if user == "" {
-			fail("bastions", i, "bastion %s has no user and defaults.user is unset", b.Name)
+			fail("bastions", i, "bastion %s has no user; set user: here, or defaults.user", b.Name)
 		}
 		bastions[b.Name] = &Bastion{Name: b.Name, Address: b.Address, Port: port, User: user}
 	}
 	if doc.Defaults.Bastion != "" && bastions[doc.Defaults.Bastion] == nil {
-		errs = append(errs, fmt.Errorf("inventory %s: defaults.bastion %q is not among the bastions", name, doc.Defaults.Bastion))
+		d.Fail(yamlfile.KeyNode(root, "defaults.bastion"), "defaults.bastion", "%q is not among the bastions; add it under bastions, or fix the name", doc.Defaults.Bastion)
 	}
 	inv := &Inventory{index: map[string]int{}, bastions: bastions}
 	for i, h := range doc.Hosts {
@@ -205,7 +201,7 @@ func build(name string, doc document, root *yaml.Node) (*Inventory, error) {
 			continue
 		}
 		if h.Address == "" {
-			fail("hosts", i, "host %s has no address", h.Name)
+			fail("hosts", i, "host %s has no address; add address: (a name or an IP)", h.Name)
 			continue
 		}
 		host := Host{Name: h.Name, Address: h.Address, Port: h.Port, User: h.User, Labels: h.Labels, Groups: h.Groups, Aliases: h.Aliases}
@@ -216,13 +212,13 @@ func build(name string, doc document, root *yaml.Node) (*Inventory, error) {
 			host.Port = 22
 		}
 		if host.Port < 1 || host.Port > 65535 {
-			fail("hosts", i, "port %d out of range", host.Port)
+			fail("hosts", i, "port %d is out of range; use 1 to 65535", host.Port)
 		}
 		if host.User == "" {
 			host.User = doc.Defaults.User
 		}
 		if host.User == "" {
-			fail("hosts", i, "host %s has no user and defaults.user is unset", h.Name)
+			fail("hosts", i, "host %s has no user; set user: here, or defaults.user", h.Name)
 		}
 		bn := h.Bastion
 		if bn == "" {
@@ -230,22 +226,23 @@ func build(name string, doc document, root *yaml.Node) (*Inventory, error) {
 		}
 		if bn != "" && bn != "none" {
 			if bastions[bn] == nil {
-				fail("hosts", i, "host %s: bastion %q is not among the bastions", h.Name, bn)
+				fail("hosts", i, "host %s: bastion %q is not among the bastions; add it under bastions, or fix the name", h.Name, bn)
 			}
 			host.Bastion = bastions[bn]
 		}
 		for _, key := range append([]string{h.Name, h.Address}, h.Aliases...) {
 			k := strings.ToLower(key)
 			if j, ok := inv.index[k]; ok && j != len(inv.hosts) {
-				fail("hosts", i, "%q already names host %s", key, inv.hosts[j].Name)
+				fail("hosts", i, "%q already names host %s; a name, alias or address must name one host", key, inv.hosts[j].Name)
 				continue
 			}
 			inv.index[k] = len(inv.hosts)
 		}
 		inv.hosts = append(inv.hosts, host)
 	}
-	if err := errors.Join(errs...); err != nil {
-		return nil, err
+	if len(d.Errs) > 0 {
+		d.Errs.Sort()
+		return nil, d.Errs
 	}
 	return inv, nil
 }

@@ -86,15 +86,15 @@ func TestParseErrors(t *testing.T) {
 	tests := []struct {
 		name, yaml, want string
 	}{
-		{"unknown key", "hosts:\n  - name: a\n    adress: 10.0.0.1\n", `line 3: field adress not found`},
-		{"no address", "defaults: {user: u}\nhosts:\n  - name: a\n", `x.yaml:3: hosts[0]: host a has no address`},
+		{"unknown key", "hosts:\n  - name: a\n    adress: 10.0.0.1\n", `x.yaml:3:5: hosts[0]: unknown key "adress"; did you mean "address"? valid keys: address, aliases,`},
+		{"no address", "defaults: {user: u}\nhosts:\n  - name: a\n", `x.yaml:3:5: hosts[0]: host a has no address; add address:`},
 		{"no user", "hosts:\n  - name: a\n    address: 10.0.0.1\n", `hosts[0]: host a has no user`},
-		{"unknown bastion", "defaults: {user: u}\nhosts:\n  - name: a\n    address: 10.0.0.1\n  - name: b\n    address: 10.0.0.2\n    bastion: jump\n", `x.yaml:5: hosts[1]: host b: bastion "jump" is not among the bastions`},
-		{"duplicate name", "defaults: {user: u}\nhosts:\n  - {name: a, address: 10.0.0.1}\n  - {name: a, address: 10.0.0.2}\n", `x.yaml:4: hosts[1]: "a" already names host a`},
+		{"unknown bastion", "defaults: {user: u}\nhosts:\n  - name: a\n    address: 10.0.0.1\n  - name: b\n    address: 10.0.0.2\n    bastion: jump\n", `x.yaml:5:5: hosts[1]: host b: bastion "jump" is not among the bastions; add it`},
+		{"duplicate name", "defaults: {user: u}\nhosts:\n  - {name: a, address: 10.0.0.1}\n  - {name: a, address: 10.0.0.2}\n", `x.yaml:4:5: hosts[1]: "a" already names host a`},
 		{"duplicate address", "defaults: {user: u}\nhosts:\n  - {name: a, address: 10.0.0.1}\n  - {name: b, address: 10.0.0.1}\n", `"10.0.0.1" already names host a`},
 		{"bad name", "defaults: {user: u}\nhosts:\n  - {name: 'a b', address: 10.0.0.1}\n", `name "a b"`},
-		{"bad port", "defaults: {user: u}\nhosts:\n  - {name: a, address: 10.0.0.1, port: 70000}\n", `port 70000 out of range`},
-		{"default bastion", "defaults: {user: u, bastion: x}\nhosts:\n  - {name: a, address: 10.0.0.1, bastion: none}\n", `defaults.bastion "x"`},
+		{"bad port", "defaults: {user: u}\nhosts:\n  - {name: a, address: 10.0.0.1, port: 70000}\n", `x.yaml:3:5: hosts[0]: port 70000 is out of range; use 1 to 65535`},
+		{"default bastion", "defaults: {user: u, bastion: x}\nhosts:\n  - {name: a, address: 10.0.0.1, bastion: none}\n", `x.yaml:1:21: defaults.bastion: "x" is not among the bastions`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

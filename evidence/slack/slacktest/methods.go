@@ -38,6 +38,7 @@ type handler func(s *Server, c *call) *apiError
 
 var methods = map[string]handler{
 	"auth.test":                    (*Server).authTest,
+	"apps.connections.open":        (*Server).appsConnectionsOpen,
 	"conversations.create":         (*Server).conversationsCreate,
 	"conversations.list":           (*Server).conversationsList,
 	"conversations.info":           (*Server).conversationsInfo,

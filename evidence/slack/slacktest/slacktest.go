@@ -133,6 +133,10 @@ type Server struct {
 	failures   map[string][]string
 	lastTS     int64 // microseconds
 	seq        int
+	responses  map[string]*responseURL // by id
+
+	socketOnce sync.Once
+	socket     *socketState
 }
 
 type token struct {
@@ -158,9 +162,12 @@ func NewServer() *Server {
 		failures:   map[string][]string{},
 	}
 	s.AddToken(Token, AllScopes...)
+	s.AddToken(AppToken, "connections:write")
 	mux := http.NewServeMux()
 	mux.HandleFunc("/api/{method}", s.serveAPI)
 	mux.HandleFunc("/upload/v1/{ticket}", s.serveUpload)
+	mux.HandleFunc("/commands/{team}/{id}/{secret}", s.serveResponse)
+	mux.HandleFunc("/link/", s.serveSocket)
 	s.srv = httptest.NewServer(mux)
 	s.URL = s.srv.URL + "/api/"
 	return s

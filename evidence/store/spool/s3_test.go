@@ -128,11 +128,11 @@ func TestS3OutageKillRestart(t *testing.T) {
 	if err != nil {
 		t.Fatalf("write while S3 is down: got %v, want nil", err)
 	}
-	if n := s.Pending(); n != 3 {
-		t.Fatalf("got %d pending, want 3", n)
+	if n := s.Pending(); n != 4 {
+		t.Fatalf("got %d pending, want 4 (two outputs, the page, the manifest)", n)
 	}
-	if files, _ := os.ReadDir(filepath.Join(spoolDir, "queue")); len(files) != 3 {
-		t.Fatalf("got %d files in the spool, want 3", len(files))
+	if files, _ := os.ReadDir(filepath.Join(spoolDir, "queue")); len(files) != 4 {
+		t.Fatalf("got %d files in the spool, want 4", len(files))
 	}
 	link, err := s.Link(ctx, prefix+evidence.ManifestFile)
 	if err != nil {
@@ -149,8 +149,8 @@ func TestS3OutageKillRestart(t *testing.T) {
 	if status, body := get(t, link); status != http.StatusOK || !bytes.Contains(body, []byte(b.Manifest.RunID)) {
 		t.Fatalf("link after the upload: got %d %q, want 200 and the manifest", status, body)
 	}
-	if st := s.Stats(); st.Uploaded != 3 || st.Conflicts != 0 || st.Offline {
-		t.Fatalf("got %+v, want 3 uploaded, no conflicts, online", st)
+	if st := s.Stats(); st.Uploaded != 4 || st.Conflicts != 0 || st.Offline {
+		t.Fatalf("got %+v, want 4 uploaded, no conflicts, online", st)
 	}
 	// Write-once still holds through the spool once S3 is back.
 	if _, err := evidence.Write(ctx, s, b); !errors.Is(err, evidence.ErrExists) {
@@ -177,8 +177,8 @@ func TestS3Hung(t *testing.T) {
 		srv.Resume()
 		t.Fatalf("write to a hung S3: got %v, want nil", err)
 	}
-	if n := s.Pending(); n != 3 {
-		t.Fatalf("got %d pending, want 3", n)
+	if n := s.Pending(); n != 4 {
+		t.Fatalf("got %d pending, want 4 (two outputs, the page, the manifest)", n)
 	}
 	srv.Resume()
 	run(t, s)
@@ -186,8 +186,8 @@ func TestS3Hung(t *testing.T) {
 	checkBundle(t, srv, bucket, prefix, b, remote)
 	// The first, timed-out Put may have landed once the server resumed;
 	// it then counts as uploaded, never as a conflict.
-	if st := s.Stats(); st.Conflicts != 0 || st.Uploaded != 3 {
-		t.Fatalf("got %+v, want 3 uploaded and no conflicts", st)
+	if st := s.Stats(); st.Conflicts != 0 || st.Uploaded != 4 {
+		t.Fatalf("got %+v, want 4 uploaded and no conflicts", st)
 	}
 }
 
@@ -214,8 +214,8 @@ func TestS3CrashedProcess(t *testing.T) {
 	if err != nil || !strings.HasPrefix(line, "spooled ") {
 		t.Fatalf("helper said %q, %v, want spooled <n>", line, err)
 	}
-	if n, _ := strconv.Atoi(strings.TrimSpace(strings.TrimPrefix(line, "spooled "))); n != 3 {
-		t.Fatalf("helper spooled %d objects, want 3", n)
+	if n, _ := strconv.Atoi(strings.TrimSpace(strings.TrimPrefix(line, "spooled "))); n != 4 {
+		t.Fatalf("helper spooled %d objects, want 4", n)
 	}
 	if _, err := spool.New(spool.Config{Dir: spoolDir}, remote, nil); err == nil || !strings.Contains(err.Error(), "in use") {
 		t.Fatalf("New while the helper runs: got %v, want an in-use error", err)
@@ -241,14 +241,14 @@ func TestS3CrashedProcess(t *testing.T) {
 	}
 
 	s := open(t, spoolDir, remote, nil)
-	if n := s.Pending(); n != 3 {
-		t.Fatalf("got %d pending after the crash, want 3", n)
+	if n := s.Pending(); n != 4 {
+		t.Fatalf("got %d pending after the crash, want 4", n)
 	}
 	run(t, s)
 	waitFor(t, "the spool to drain", func() bool { return s.Pending() == 0 })
 	checkBundle(t, srv, bucket, prefix, b, remote)
-	if st := s.Stats(); st.Uploaded != 3 || st.Conflicts != 0 {
-		t.Fatalf("got %+v, want 3 uploaded and no conflicts", st)
+	if st := s.Stats(); st.Uploaded != 4 || st.Conflicts != 0 {
+		t.Fatalf("got %+v, want 4 uploaded and no conflicts", st)
 	}
 }
 

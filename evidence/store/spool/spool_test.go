@@ -178,8 +178,8 @@ func TestSpoolWhileDownThenUpload(t *testing.T) {
 		t.Fatalf("write while the remote is down: got %v, want nil", err)
 	}
 	st := s.Stats()
-	if st.Pending != 3 || !st.Offline || st.PendingBytes == 0 {
-		t.Fatalf("got %+v, want 3 pending, offline", st)
+	if st.Pending != 4 || !st.Offline || st.PendingBytes == 0 {
+		t.Fatalf("got %+v, want 4 pending (two outputs, the page, the manifest), offline", st)
 	}
 	// Readable from the spool meanwhile, and still write-once.
 	got, err := evidence.Read(ctx, s, prefix)
@@ -207,8 +207,8 @@ func TestSpoolWhileDownThenUpload(t *testing.T) {
 	waitFor(t, "the spool to drain", func() bool { return s.Pending() == 0 })
 
 	puts := r.puts()
-	if len(puts) != 3 || puts[2] != prefix+evidence.ManifestFile {
-		t.Fatalf("got uploads %v, want the two files and then the manifest", puts)
+	if len(puts) != 4 || puts[3] != prefix+evidence.ManifestFile {
+		t.Fatalf("got uploads %v, want the two files, the page and then the manifest", puts)
 	}
 	back, err := evidence.Read(ctx, r.Store, prefix)
 	if err != nil {
@@ -219,8 +219,8 @@ func TestSpoolWhileDownThenUpload(t *testing.T) {
 			t.Errorf("%s: got %q on the remote, want %q", name, back.Files[name], body)
 		}
 	}
-	if st := s.Stats(); st.Uploaded != 3 || st.Offline || st.PendingBytes != 0 {
-		t.Errorf("got %+v after the upload, want 3 uploaded, online", st)
+	if st := s.Stats(); st.Uploaded != 4 || st.Offline || st.PendingBytes != 0 {
+		t.Errorf("got %+v after the upload, want 4 uploaded, online", st)
 	}
 	entries, _ := os.ReadDir(filepath.Join(spoolDir, "queue"))
 	if len(entries) != 0 {
