@@ -25,8 +25,10 @@ PRISM       := $(TOOLS)/prism@$(PRISM_VERSION)/node_modules/.bin/prism
 # What the integration tests need from Debian: sshd for the bastion and
 # hosts in network namespaces; ip (iproute2) and unshare/nsenter
 # (util-linux) to build them; procps, lsof and curl so the library
-# playbooks' full paths run on the test hosts.
-DEBIAN_PACKAGES := openssh-server openssh-client iproute2 util-linux procps lsof curl ca-certificates
+# playbooks' full paths run on the test hosts; sudo for the library's run as
+# an unprivileged user with the documented sudo rules (in the test hosts'
+# own /etc/sudoers.d: the machine's sudoers are untouched).
+DEBIAN_PACKAGES := openssh-server openssh-client iproute2 util-linux procps lsof curl ca-certificates sudo
 
 .PHONY: all build test lint tools system-packages unit demo bench clean
 
@@ -75,7 +77,8 @@ prism:
 	fi; \
 	if command -v npm >/dev/null; then \
 		echo "npm install @stoplight/prism-cli@$(PRISM_VERSION) into $(TOOLS)"; \
-		npm install --prefix $(TOOLS)/prism@$(PRISM_VERSION) --save-exact --no-audit --no-fund --loglevel=error @stoplight/prism-cli@$(PRISM_VERSION) >/dev/null; \
+		timeout 900 npm install --prefix $(TOOLS)/prism@$(PRISM_VERSION) --save-exact --no-audit --no-fund --loglevel=error @stoplight/prism-cli@$(PRISM_VERSION) >/dev/null || \
+		echo "npm install failed: the PagerDuty tests against Prism will skip (or fail under FIRSTLOOK_REQUIRE_INTEGRATION=1)"; \
 	else \
 		echo "no npm: the PagerDuty tests against Prism will skip (sudo make test, or install nodejs and npm)"; \
 	fi

@@ -115,7 +115,9 @@ func TestFanoutPage(t *testing.T) {
 			Host:     evidence.Host{Name: host}, Playbook: evidence.Playbook{Name: "disk"},
 			Status: evidence.StatusOK, StartedAt: start, EndedAt: start.Add(time.Second), Group: "group web"}}
 		out := fmt.Sprintf("/var %d%%\n", pct)
-		b.Manifest.Steps = []evidence.Step{{Name: "df", Command: "df", Stdout: b.SetOutput("steps/01-df.stdout", []byte(out), int64(len(out)))}}
+		// Fan-out compares the values of the steps' finding rules.
+		b.Manifest.Steps = []evidence.Step{{Name: "df", Command: "df", Stdout: b.SetOutput("steps/01-df.stdout", []byte(out), int64(len(out))),
+			Values: map[string]float64{"use": float64(pct)}}}
 		runs = append(runs, evidence.FanoutRun{Bundle: b})
 		bundles = append(bundles, b)
 	}
@@ -128,7 +130,7 @@ func TestFanoutPage(t *testing.T) {
 	html := string(page)
 	for _, want := range []string{
 		"disk on group web: 3 hosts, 3 ok, 1 differ",
-		"<strong>web-2</strong> — step df: 97% where its 2 peers show 39–41%",
+		"<strong>web-2</strong> — step df: use 97 where its 2 peers show 39–41",
 		`<a href="../20261123T030001.000Z-web-2-disk/index.html">web-2</a>`,
 		`<tr class="differs">`,
 	} {

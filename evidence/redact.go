@@ -60,7 +60,10 @@ var own = []struct {
 	keywords   []string
 	check      func([]byte) bool
 }{
-	{"private-key", `-----BEGIN [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----(?s:.*?)(?:-----END [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----|\z)`, []string{"-----begin "}, nil},
+	// A key block: its END line closes it; cut short (by truncation,
+	// head), its lines of base64 and headers, literal "\n" in JSON too.
+	{"private-key", `-----BEGIN [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----(?:[A-Za-z0-9+/=:,\s\\-])*?-----END [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----`, []string{"-----begin "}, nil},
+	{"private-key", `-----BEGIN [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----(?:\r?\n|\\n)(?:(?:[A-Za-z0-9+/=]+|[A-Za-z-]+: [^\r\n]*)?(?:\r?\n|\\n))*(?:[A-Za-z0-9+/=]+$)?`, []string{"-----begin "}, nil},
 	{"aws-access-key", `\b(?:AKIA|ASIA|ABIA|ACCA|AGPA|AIDA|AIPA|AKPA|ANPA|ANVA|APKA|AROA)[A-Z0-9]{16}\b`, []string{"akia", "asia", "abia", "acca", "agpa", "aida", "aipa", "akpa", "anpa", "anva", "apka", "aroa"}, nil},
 	{"aws-secret-key", `(?i)(?:aws_?secret_?access_?key|aws_?secret_?key|secret_?access_?key)["']?[ \t]*[:=][ \t]*["']?([A-Za-z0-9/+=]{40})`, []string{"secret"}, nil},
 	{"slack-token", `\bxox[abposre]-[A-Za-z0-9-]{10,}`, []string{"xox"}, nil},
@@ -69,6 +72,9 @@ var own = []struct {
 	{"pagerduty-token", `(?i)token token=([A-Za-z0-9_+\-]{20,})`, []string{"token token="}, nil},
 	{"pagerduty-token", `\bu\+[A-Za-z0-9_-]{18}\b`, []string{"u+"}, nil},
 	{"pagerduty-key", `(?i)(?:routing|integration|service)[_-]?key["']?[ \t]*[:=][ \t]*["']?([a-fA-F0-9]{32}|R[A-Z0-9]{31})\b`, []string{"key"}, nil},
+	{"azure-storage-key", `(?i)(?:account_?key|shared_?access_?key)[ \t]*[:=][ \t]*["']?([A-Za-z0-9+/]{20,}={0,2})`, []string{"accountkey", "account_key", "sharedaccesskey", "shared_access_key"}, nil},
+	{"url-secret", `(?i)[?&](?:sig|signature|x-amz-signature|x-amz-security-token|x-goog-signature|access_token|id_token|token|api_?key|password|passwd|secret|client_secret)=([^&\s"'#]{8,})`, []string{"sig=", "signature=", "token=", "key=", "password=", "passwd=", "secret="}, nil},
+	{"curl-user", `\bcurl\b[^\n]*?\s(?:-u|--user)(?:=|[ \t]+)["']?[^\s:"']*:([^\s"']{3,})`, []string{"curl"}, nil},
 	{"bearer", `(?i)\bbearer[ \t]+([A-Za-z0-9._~+/=-]{8,})`, []string{"bearer"}, tokenLike},
 	{"basic-auth", `(?i)\bbasic[ \t]+([A-Za-z0-9+/]{8,}={0,2})`, []string{"basic"}, tokenLike},
 	{"url-password", `\b[a-zA-Z][a-zA-Z0-9+.-]*://[^/\s:@]*:([^/\s]+)@`, []string{"://"}, nil},

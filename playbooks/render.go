@@ -43,7 +43,11 @@ type Incident struct {
 // {{ .Host.Labels.role }}.
 type Host struct {
 	Name, Address, User string
-	Labels              map[string]string
+	// Sudo is the inventory's opt-in to privilege: {{ .Host.Sudo }} is
+	// true or false. The runner sends steps with sudo: true only where it
+	// is true.
+	Sudo   bool
+	Labels map[string]string
 }
 
 // NewData is the template data for trigger t on host, with the per-service
@@ -237,8 +241,8 @@ type templateIncident struct {
 }
 
 type templateHost struct {
-	Name, Address, User string
-	Labels              map[string]string
+	Name, Address, User, Sudo string
+	Labels                    map[string]string
 }
 
 func newTemplateData(d Data, params map[string]string, q func(string) string) templateData {
@@ -267,6 +271,7 @@ func newTemplateData(d Data, params map[string]string, q func(string) string) te
 			Name:    q(d.Host.Name),
 			Address: q(d.Host.Address),
 			User:    q(d.Host.User),
+			Sudo:    q(strconv.FormatBool(d.Host.Sudo)),
 			Labels:  qmap(d.Host.Labels),
 		},
 		Labels: qmap(d.Labels),
@@ -297,6 +302,8 @@ func (t templateData) lookup(f fieldRef) (string, error) {
 			return t.Host.Address, nil
 		case "User":
 			return t.Host.User, nil
+		case "Sudo":
+			return t.Host.Sudo, nil
 		case "Labels":
 			v, ok := t.Host.Labels[f[2]]
 			if !ok {

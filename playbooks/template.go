@@ -54,10 +54,10 @@ func (f fieldRef) untrusted() bool {
 var (
 	topFields      = []string{"Source", "Event", "Incident", "Host", "Labels", "Params"}
 	incidentFields = []string{"ID", "Number", "Title", "URL", "Service", "ServiceID", "Urgency", "Priority", "Status"}
-	hostFields     = []string{"Name", "Address", "User", "Labels"}
+	hostFields     = []string{"Name", "Address", "User", "Sudo", "Labels"}
 )
 
-const fieldList = ".Source, .Event, .Incident.{ID,Number,Title,URL,Service,ServiceID,Urgency,Priority,Status}, .Host.{Name,Address,User}, .Host.Labels.<key>, .Labels.<key>, .Params.<name>"
+const fieldList = ".Source, .Event, .Incident.{ID,Number,Title,URL,Service,ServiceID,Urgency,Priority,Status}, .Host.{Name,Address,User,Sudo}, .Host.Labels.<key>, .Labels.<key>, .Params.<name>"
 
 // checkField reports what is wrong with a field reference, or "".
 // declared says whether a parameter has a default for this step.

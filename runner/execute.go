@@ -60,6 +60,13 @@ func (r *Runner) execute(ctx context.Context, t hooks.Trigger, run Run) *evidenc
 	}
 	data := r.templateData(t, h)
 	cmds := p.Render(data)
+	for i, step := range p.Steps {
+		if step.Sudo && !h.Sudo && cmds[i].Err == nil {
+			// Not sent: a failed sudo writes a security-log entry
+			// ("user NOT in sudoers"), mailed to root on many systems.
+			cmds[i].Err = fmt.Errorf("step %q has sudo: true, but host %s did not opt in to sudo (inventory: sudo: true, per host, in defaults or through sudo_groups); not sent", step.Name, h.Name)
+		}
+	}
 	ctx, cancel := context.WithTimeout(ctx, p.Timeout)
 	defer cancel()
 	conn, err := r.dialer.Dial(ctx, target(h))
@@ -194,7 +201,7 @@ func (r *Runner) templateData(t hooks.Trigger, h inventory.Host) playbooks.Data 
 	for _, key := range []string{t.Incident.Service.ID, t.Incident.Service.Name} {
 		maps.Copy(params, r.params[key])
 	}
-	return playbooks.NewData(t, playbooks.Host{Name: h.Name, Address: h.Address, User: h.User, Labels: h.Labels}, params)
+	return playbooks.NewData(t, playbooks.Host{Name: h.Name, Address: h.Address, User: h.User, Sudo: h.Sudo, Labels: h.Labels}, params)
 }
 
 // target maps an inventory host to what runner/ssh dials.

@@ -133,7 +133,7 @@ type reportSink struct {
 
 func (s *reportSink) Sink() string { return "test" }
 
-func (s *reportSink) Publish(_ context.Context, rep evidence.Report, _ runner.IncidentState, _ bool) error {
+func (s *reportSink) Publish(_ context.Context, rep evidence.Report, _ evidence.IncidentState, _ bool) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.reps = append(s.reps, rep)
@@ -166,10 +166,10 @@ func TestFanoutSummary(t *testing.T) {
 		State:      e.q.State(),
 		Leases:     runner.QueueLeases(e.q),
 		Inventory:  inv,
-		Playbooks:  loadPlaybooks(t, map[string]string{"p.yaml": "name: disk\nmatch: {title: disk}\ntargets: {group: web, concurrency: 4}\nsteps: [{name: df, run: df -h}]\n"}),
+		Playbooks:  loadPlaybooks(t, map[string]string{"p.yaml": "name: disk\nmatch: {title: disk}\ntargets: {group: web, concurrency: 4}\nsteps:\n  - name: df\n    run: df -h\n    findings: [{name: full, pattern: '(?P<use>\\d+)%', value: use, above: {crit: 95}, message: '{{ .use }}% full'}]\n"}),
 		Dialer:     d,
 		Store:      e.store,
-		Publishers: []runner.Publisher{sink},
+		Publishers: []evidence.Publisher{sink},
 		Log:        quiet(),
 	})
 	if err != nil {
@@ -189,7 +189,8 @@ func TestFanoutSummary(t *testing.T) {
 		t.Fatalf("got %d reports, want one fan-out summary", len(sink.reps))
 	}
 	f := sink.reps[0].Fanout
-	if len(f.Runs) != 4 || len(f.Differences) != 1 || f.Differences[0].Host != "web-3" || f.Target != "group web" {
+	if len(f.Runs) != 4 || len(f.Differences) != 1 || f.Differences[0].Host != "web-3" || f.Target != "group web" ||
+		f.Differences[0].String() != `web-3: df: CRIT 97% full where 3 of 4 hosts have no "full" finding` {
 		t.Fatalf("got %d runs, differences %v, target %q", len(f.Runs), f.Differences, f.Target)
 	}
 	for _, run := range f.Runs {

@@ -12,39 +12,6 @@ import (
 	"github.com/firstlook/firstlook/runner/queue"
 )
 
-// Publisher takes a run's summary where responders read it: the PagerDuty
-// incident, the incident's Slack channel.
-//
-// Publishing is at least once underneath and exactly once in effect. The
-// runner records in the per-incident state, per run and per sink, that a
-// publish is about to happen and that it happened. When it finds an
-// attempt recorded but not its success (the worker died in between), it
-// calls Publish again with again set: the publisher must then look for
-// Report.Marker at the sink and post only if the earlier attempt did not
-// land.
-type Publisher interface {
-	// Sink names the publisher in the per-incident state ("pagerduty",
-	// "slack"); it must not change between versions.
-	Sink() string
-	// Publish posts rep. A returned error is retried later (the job is
-	// delivered again) unless errors.Is(err, ErrPermanent).
-	Publish(ctx context.Context, rep evidence.Report, st IncidentState, again bool) error
-}
-
-// IncidentState is per-incident key-value state a publisher may keep, such
-// as the incident's Slack channel id. It is an alias of an interface type,
-// so that publishers, which must not import the runner, can declare the
-// same alias and satisfy Publisher. Runs of one incident may publish
-// concurrently (several hosts, several playbooks), so Create is
-// compare-and-set: it fails with ErrStateExists when another run got there
-// first.
-type IncidentState = interface {
-	// Get returns the value under name, or "" when there is none.
-	Get(ctx context.Context, name string) (string, error)
-	// Create stores value under name unless name is set.
-	Create(ctx context.Context, name, value string) error
-}
-
 // sinkState is one sink's progress for one run, kept in the run's state.
 type sinkState struct {
 	// State is "pending" while a publish is under way (or was, when its
@@ -84,7 +51,7 @@ func (r *Runner) publish(ctx context.Context, t hooks.Trigger, key, job string, 
 
 // publishTo runs the exactly-once protocol for one sink: record pending,
 // publish (again when an earlier attempt may have landed), record done.
-func (r *Runner) publishTo(ctx context.Context, p Publisher, key, job string, rep evidence.Report, st IncidentState) error {
+func (r *Runner) publishTo(ctx context.Context, p evidence.Publisher, key, job string, rep evidence.Report, st evidence.IncidentState) error {
 	sink := p.Sink()
 	again := false
 	for attempt := 0; ; attempt++ {
@@ -129,7 +96,7 @@ func (r *Runner) publishTo(ctx context.Context, p Publisher, key, job string, re
 	final := sinkState{State: "done", Job: job, Since: r.now().UTC()}
 	switch {
 	case perr == nil:
-	case errors.Is(perr, ErrPermanent):
+	case errors.Is(perr, evidence.ErrPermanent):
 		// Retrying cannot help (a revoked token, a missing scope): say
 		// so once and do not hold the job.
 		final.State, final.Error = "failed", perr.Error()
@@ -181,7 +148,7 @@ func (r *Runner) unpublished(rs runState) bool {
 	return false
 }
 
-// incidentState is IncidentState over the per-incident bucket.
+// incidentState is evidence.IncidentState over the per-incident bucket.
 type incidentState struct {
 	state    State
 	source   string
@@ -203,7 +170,7 @@ func (s incidentState) Get(ctx context.Context, name string) (string, error) {
 func (s incidentState) Create(ctx context.Context, name, value string) error {
 	_, err := s.state.Create(ctx, s.key(name), []byte(value))
 	if errors.Is(err, queue.ErrExists) {
-		return ErrStateExists
+		return evidence.ErrStateExists
 	}
 	return err
 }

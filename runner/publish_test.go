@@ -22,7 +22,7 @@ type sink struct {
 
 func (s *sink) Sink() string { return s.name }
 
-func (s *sink) Publish(_ context.Context, rep evidence.Report, _ runner.IncidentState, again bool) error {
+func (s *sink) Publish(_ context.Context, rep evidence.Report, _ evidence.IncidentState, again bool) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.calls++
@@ -68,7 +68,7 @@ func TestPublishExactlyOnce(t *testing.T) {
 				Playbooks:  loadPlaybooks(t, map[string]string{"p.yaml": basic}),
 				Dialer:     fixed(nil),
 				Store:      e.store,
-				Publishers: []runner.Publisher{pd, sl},
+				Publishers: []evidence.Publisher{pd, sl},
 				Failpoints: func(p string) bool { return p == point && fired.CompareAndSwap(false, true) },
 				Log:        quiet(),
 			})

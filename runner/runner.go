@@ -22,6 +22,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/firstlook/firstlook/evidence"
+	"github.com/firstlook/firstlook/evidence/retry"
 	"github.com/firstlook/firstlook/hooks"
 	"github.com/firstlook/firstlook/playbooks"
 	"github.com/firstlook/firstlook/runner/inventory"
@@ -138,7 +139,7 @@ type Options struct {
 	Redactor *evidence.Redactor
 	// Publishers take each stored run to the PagerDuty incident, the
 	// Slack channel…, in this order.
-	Publishers []Publisher
+	Publishers []evidence.Publisher
 	// Failpoints, in tests only, names the points where a job stops dead
 	// as if its worker were killed ("store:after",
 	// "publish:<sink>:before", "publish:<sink>:after").
@@ -162,7 +163,7 @@ type Runner struct {
 	store      evidence.Store
 	alerts     AlertHints
 	redactor   *evidence.Redactor
-	publishers []Publisher
+	publishers []evidence.Publisher
 	failpoints func(string) bool
 	params     map[string]map[string]string
 	version    string
@@ -228,26 +229,22 @@ func (r *Runner) Run(ctx context.Context) error {
 }
 
 func (r *Runner) work(leaseCtx, jobCtx context.Context) {
-	backoff := 100 * time.Millisecond
+	// Leasing fails while the queue is unreachable; only the end of
+	// leaseCtx stops retrying it.
+	pol := retry.Policy{Name: "lease job", Initial: 100 * time.Millisecond, Max: 10 * time.Second, Log: r.log}
 	for {
-		job, err := r.jobs.Next(leaseCtx)
-		if leaseCtx.Err() != nil {
+		var job Job
+		err := retry.Do(leaseCtx, pol, retry.Always, func(ctx context.Context) (err error) {
+			job, err = r.jobs.Next(ctx)
+			return err
+		})
+		// With retry.Always and no cap, err means that leaseCtx ended.
+		if leaseCtx.Err() != nil || err != nil {
 			if job != nil {
 				r.nak(job, 0)
 			}
 			return
 		}
-		if err != nil {
-			r.log.Error("lease job", "err", err)
-			select {
-			case <-leaseCtx.Done():
-				return
-			case <-time.After(backoff):
-			}
-			backoff = min(2*backoff, 10*time.Second)
-			continue
-		}
-		backoff = 100 * time.Millisecond
 		r.handle(jobCtx, job)
 	}
 }
@@ -525,11 +522,3 @@ func (l queueLeases) Acquire(ctx context.Context, key, holder string) (Lease, er
 	}
 	return ls, nil
 }
-
-// ErrPermanent marks a publish error that retrying cannot fix (a revoked
-// token, a channel the bot may not post in): the sink is recorded as
-// failed and the job goes on.
-var ErrPermanent = errors.New("permanent")
-
-// ErrStateExists is IncidentState.Create's error for a name already set.
-var ErrStateExists = errors.New("incident state exists")

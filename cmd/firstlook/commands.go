@@ -19,7 +19,6 @@ import (
 	"github.com/firstlook/firstlook/playbooks/library"
 	"github.com/firstlook/firstlook/playbooks/yamlfile"
 	"github.com/firstlook/firstlook/runner"
-	"github.com/firstlook/firstlook/runner/inventory"
 )
 
 func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -40,6 +39,7 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
+	cfg.logWarnings(newLogger(cfg, stderr))
 	p, err := cfg.runParts(ctx, false, newLogger(cfg, stderr))
 	if err != nil {
 		return err
@@ -166,11 +166,6 @@ func validateCmd(args []string, stdout, stderr io.Writer) error {
 		paths = append(slices.Clone(cfg.Playbooks.Paths), paths...)
 		libNames = cfg.Playbooks.Library
 		problems = append(problems, cfg.checkFiles()...)
-		if cfg.Inventory.File == "" && cfg.Inventory.EC2 == nil && cfg.Inventory.Config.Validate() == nil {
-			if _, err := inventory.New(cfg.Inventory.Config); err != nil {
-				add(err)
-			}
-		}
 	}
 	var set *playbooks.Set
 	var sets []*playbooks.Set
@@ -275,7 +270,7 @@ func replayCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		fmt.Fprintf(stdout, "ignored:  event type %s is not in pagerduty.events %v; answered 202, nothing runs\n", t.Event, events)
 		return nil
 	}
-	p, err := cfg.planParts()
+	p, err := cfg.planParts(ctx)
 	if err != nil {
 		return err
 	}

@@ -65,11 +65,40 @@ func TestRunCommand(t *testing.T) {
 	// A library playbook runs by name without being configured.
 	out.Reset()
 	code = run(context.Background(), []string{"run", "-config", e.cfgPath, "-host", "host-1", "-playbook", "linux-baseline", "-summary"}, &out, &errOut)
-	if code != 0 || !strings.Contains(out.String(), "firstlook: linux-baseline on host-1: ") {
+	// Its headline is its worst finding, if any; the steps' outcome follows.
+	if code != 0 || !strings.Contains(out.String(), "linux-baseline on host-1: ") {
 		t.Errorf("library playbook: exit %d\n%s", code, out.String())
 	}
 	code = run(context.Background(), []string{"run", "-config", e.cfgPath, "-host", "host-1"}, &out, &errOut)
 	if code != 2 {
 		t.Errorf("missing -playbook: got exit %d, want 2", code)
+	}
+}
+
+// TestDemoCleansUp: the demo removes its temporary directory (it holds a
+// private key) unless -keep, and says where it is when kept.
+func TestDemoCleansUp(t *testing.T) {
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp)
+	for _, keep := range []bool{false, true} {
+		var out, errOut bytes.Buffer
+		args := []string{}
+		if keep {
+			args = append(args, "-keep")
+		}
+		if err := demoCmd(context.Background(), args, &out, &errOut); err != nil {
+			t.Fatalf("demo %v: %v\n%s%s", args, err, out.String(), errOut.String())
+		}
+		left, _ := filepath.Glob(filepath.Join(tmp, "firstlook-demo-*"))
+		switch {
+		case !keep && (len(left) != 0 || !strings.Contains(out.String(), "removed: ")):
+			t.Errorf("demo left %v behind:\n%s", left, out.String())
+		case keep && (len(left) != 1 || !strings.Contains(out.String(), "kept:    "+left[0])):
+			t.Errorf("demo -keep: got %v\n%s", left, out.String())
+		case keep:
+			if _, err := os.Stat(filepath.Join(left[0], "id_ed25519")); err != nil {
+				t.Errorf("kept directory lacks the key: %v", err)
+			}
+		}
 	}
 }

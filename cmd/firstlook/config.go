@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -117,6 +118,26 @@ type InventoryConfig struct {
 	EC2 *ec2.Config `yaml:"ec2"`
 }
 
+// Inventory sources, in the order they are asked: what the operators wrote
+// down wins over what a cloud API reports.
+const (
+	sourceStatic = "static"
+	sourceEC2    = "ec2"
+)
+
+// sources are the configured sources, in order. A new source is a key in
+// InventoryConfig, an entry here and a case in Config.inventory.
+func (c InventoryConfig) sources() []string {
+	var out []string
+	if c.File != "" || len(c.Hosts) > 0 || len(c.Bastions) > 0 {
+		out = append(out, sourceStatic)
+	}
+	if c.EC2 != nil {
+		out = append(out, sourceEC2)
+	}
+	return out
+}
+
 // Validate checks both parts; with EC2 the static part may hold only
 // bastions.
 func (c InventoryConfig) Validate() error {
@@ -200,7 +221,7 @@ func parseConfig(name string, b []byte, base string) (*Config, yamlfile.List) {
 	cfg.root = root
 	d.Decode(root, "", cfg)
 	cfg.applyDefaults(base)
-	cfg.fileSecrets(root)
+	cfg.fileSecrets(d, root)
 	for _, s := range secrets(cfg) {
 		s.resolve(d, base)
 	}
@@ -213,18 +234,22 @@ func parseConfig(name string, b []byte, base string) (*Config, yamlfile.List) {
 }
 
 // fileSecrets turns the older *_file keys into file secrets.
-func (c *Config) fileSecrets(root *yaml.Node) {
+func (c *Config) fileSecrets(d *yamlfile.Decoder, root *yaml.Node) {
 	pd := &c.PagerDuty
 	for i, f := range pd.WebhookSecretFiles {
 		where := fmt.Sprintf("pagerduty.webhook_secret_files[%d]", i)
 		n, _ := yamlfile.Node(root, where)
 		pd.WebhookSecrets = append(pd.WebhookSecrets, newFileSecret(where, f, n))
 	}
-	if pd.APITokenFile != "" {
+	if pd.APITokenFile != "" && pd.APIToken.node != nil {
+		d.Fail(yamlfile.KeyNode(root, "pagerduty.api_token_file"), "pagerduty", "api_token and api_token_file: set one (api_token: {file: path} is the same as api_token_file)")
+	} else if pd.APITokenFile != "" {
 		n := yamlfile.KeyNode(root, "pagerduty.api_token_file")
 		pd.APIToken = newFileSecret("pagerduty.api_token_file", pd.APITokenFile, n)
 	}
-	if c.Slack.BotTokenFile != "" {
+	if c.Slack.BotTokenFile != "" && c.Slack.BotToken.node != nil {
+		d.Fail(yamlfile.KeyNode(root, "slack.bot_token_file"), "slack", "bot_token and bot_token_file: set one (bot_token: {file: path} is the same as bot_token_file)")
+	} else if c.Slack.BotTokenFile != "" {
 		n := yamlfile.KeyNode(root, "slack.bot_token_file")
 		c.Slack.BotToken = newFileSecret("slack.bot_token_file", c.Slack.BotTokenFile, n)
 	}
@@ -328,6 +353,13 @@ func (c *Config) problems() []error {
 		}
 	}
 	return errs
+}
+
+// logWarnings logs what validate would warn about, once at start.
+func (c *Config) logWarnings(log *slog.Logger) {
+	for _, w := range c.Warnings {
+		log.Warn(w.Error())
+	}
 }
 
 // requireIntake checks what only serve needs.

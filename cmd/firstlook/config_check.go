@@ -57,6 +57,19 @@ func (c *Config) checkFiles() yamlfile.List {
 			readable(where, p, "file")
 		}
 	}
+	if c.Inventory.File == "" && c.Inventory.EC2 == nil && c.Inventory.Config.Validate() == nil {
+		// Inline: place the inventory's errors in the config.
+		if _, err := inventory.New(c.Inventory.Config); err != nil {
+			var list yamlfile.List
+			if errors.As(err, &list) {
+				for _, e := range list {
+					d.At(c.root, errors.New("inventory."+e.Msg))
+				}
+			} else {
+				d.At(c.root, fmt.Errorf("inventory: %w", err))
+			}
+		}
+	}
 	if f := c.Inventory.File; f != "" {
 		if readable("inventory.file", f, "inventory") {
 			if _, err := inventory.Load(f); err != nil {

@@ -14,6 +14,8 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/firstlook/firstlook/hooks/hookstest"
+	"github.com/firstlook/firstlook/runner/inventory"
+	"github.com/firstlook/firstlook/runner/inventory/ec2"
 )
 
 // minimal is the smallest config that validates, given a directory with
@@ -109,6 +111,7 @@ func TestParseConfig(t *testing.T) {
 		{"no playbooks", strings.Replace(minimal, "paths: [playbooks]", "paths: []", 1), "playbooks: no playbooks"},
 		{"bad log level", minimal + "log_level: loud\n", `log_level: "loud"`},
 		{"wrong type", minimal + "runner: {workers: many}\n", `firstlook.yaml:12:19: runner.workers: want an integer, got "many"`},
+		{"token twice", strings.Replace(minimal, "api_token:", "api_token_file: tok\n  api_token:", 1), "firstlook.yaml:4:3: pagerduty: api_token and api_token_file: set one"},
 		{"unknown library playbook", strings.Replace(minimal, "paths: [playbooks]", "paths: [playbooks]\n  library: [linux-baseline, disk-ful]", 1), `playbooks.library[1]: no playbook "disk-ful" in the library`},
 	}
 	for _, tc := range tests {
@@ -211,5 +214,22 @@ func TestReplay(t *testing.T) {
 	run(context.Background(), []string{"replay", "-config", filepath.Join(d, "firstlook.yaml"), filepath.Join(d, "ack.json")}, &out, &errOut)
 	if !strings.Contains(out.String(), "ignored:  event type incident.acknowledged") {
 		t.Errorf("got %s", out.String())
+	}
+}
+
+// TestInventorySources: the static inventory is asked first, then EC2;
+// each only when configured.
+func TestInventorySources(t *testing.T) {
+	for _, tc := range []struct {
+		c    InventoryConfig
+		want string
+	}{
+		{InventoryConfig{Config: inventory.Config{File: "x"}}, "static"},
+		{InventoryConfig{EC2: &ec2.Config{}}, "ec2"},
+		{InventoryConfig{Config: inventory.Config{Bastions: []inventory.BastionConfig{{Name: "b"}}}, EC2: &ec2.Config{}}, "static,ec2"},
+	} {
+		if got := strings.Join(tc.c.sources(), ","); got != tc.want {
+			t.Errorf("got %s, want %s", got, tc.want)
+		}
 	}
 }

@@ -33,7 +33,8 @@ var demoFiles embed.FS
 
 func demoCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("demo", stderr)
-	dirFlag := fs.String("dir", "", "working `directory` (default: a new temporary directory, kept afterwards)")
+	dirFlag := fs.String("dir", "", "working `directory` (default: a new temporary directory, removed afterwards)")
+	keep := fs.Bool("keep", false, "keep the working directory (config, keys, bundle, log) and print where it is")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -43,8 +44,18 @@ func demoCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		if work, err = os.MkdirTemp("", "firstlook-demo-"); err != nil {
 			return err
 		}
+		if !*keep {
+			// It holds a private key: nothing of the demo stays behind.
+			defer os.RemoveAll(work)
+		}
 	}
-	return runDemo(ctx, work, stdout)
+	err := runDemo(ctx, work, stdout)
+	if *keep || *dirFlag != "" {
+		fmt.Fprintf(stdout, "kept:    %s (config, keys, bundle and log of this run)\n", work)
+	} else {
+		fmt.Fprintf(stdout, "removed: %s (firstlook demo -keep keeps it)\n", work)
+	}
+	return err
 }
 
 // runDemo is the whole path on this machine, without root or network: a

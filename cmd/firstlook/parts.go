@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -33,13 +32,13 @@ type parts struct {
 	// yet; serve runs its uploads.
 	spool      *spool.Store
 	alerts     runner.AlertHints
-	publishers []runner.Publisher
+	publishers []evidence.Publisher
 }
 
 // planParts builds what planning needs: inventory, playbooks and alert
 // lookups; no SSH, no store.
-func (c *Config) planParts() (*parts, error) {
-	inv, err := c.inventory()
+func (c *Config) planParts(ctx context.Context) (*parts, error) {
+	inv, err := c.inventory(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -75,40 +74,41 @@ func (c *Config) loadPlaybooks() (*playbooks.Set, error) {
 	return playbooks.Merge(sets...)
 }
 
-// inventory is the static inventory, followed by EC2 when configured.
-func (c *Config) inventory() (runner.Inventory, error) {
-	ic := c.Inventory
-	if ic.EC2 != nil && ic.File == "" && len(ic.Hosts) == 0 && len(ic.Bastions) == 0 {
-		// EC2 alone: an empty static inventory has no bastions to offer.
-		return c.ec2Only()
+// inventory asks the configured sources in order (see
+// InventoryConfig.sources). A new source is a package and a case here.
+func (c *Config) inventory(ctx context.Context) (runner.Inventory, error) {
+	var chain inventory.Chain
+	// bastions are the static inventory's; other sources refer to them
+	// by name.
+	var bastions map[string]*inventory.Bastion
+	for _, kind := range c.Inventory.sources() {
+		switch kind {
+		case sourceStatic:
+			static, err := inventory.New(c.Inventory.Config)
+			if err != nil {
+				return nil, err
+			}
+			bastions = static.Bastions()
+			chain = append(chain, static)
+		case sourceEC2:
+			src, err := ec2.New(ctx, *c.Inventory.EC2, bastions)
+			if err != nil {
+				return nil, fmt.Errorf("inventory.ec2: %w", err)
+			}
+			chain = append(chain, src)
+		}
 	}
-	static, err := inventory.New(ic.Config)
-	if err != nil {
-		return nil, err
+	if len(chain) == 1 {
+		return chain[0], nil
 	}
-	if ic.EC2 == nil {
-		return static, nil
-	}
-	src, err := ec2.New(context.Background(), *ic.EC2, static.Bastions())
-	if err != nil {
-		return nil, fmt.Errorf("inventory.ec2: %w", err)
-	}
-	return inventory.Chain{static, src}, nil
-}
-
-func (c *Config) ec2Only() (runner.Inventory, error) {
-	src, err := ec2.New(context.Background(), *c.Inventory.EC2, nil)
-	if err != nil {
-		return nil, fmt.Errorf("inventory.ec2: %w", err)
-	}
-	return src, nil
+	return chain, nil
 }
 
 // runParts builds everything a run needs. With S3 configured, serve
 // (spooled) puts a local spool in front of it, so that an S3 outage loses
 // nothing; a one-off run writes to S3 directly and says so if it fails.
 func (c *Config) runParts(ctx context.Context, spooled bool, log *slog.Logger) (_ *parts, err error) {
-	p, err := c.planParts()
+	p, err := c.planParts(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -138,7 +138,7 @@ func (c *Config) runParts(ctx context.Context, spooled bool, log *slog.Logger) (
 			return nil, fmt.Errorf("evidence: %w", err)
 		}
 	}
-	if p.publishers, err = c.publishers(); err != nil {
+	if p.publishers, err = c.publishers(log); err != nil {
 		return nil, err
 	}
 	return p, nil
@@ -146,50 +146,29 @@ func (c *Config) runParts(ctx context.Context, spooled bool, log *slog.Logger) (
 
 // publishers are the sinks runs go to, in order: the PagerDuty note first
 // (the incident is where responders look first), then Slack.
-func (c *Config) publishers() ([]runner.Publisher, error) {
-	var out []runner.Publisher
+func (c *Config) publishers(log *slog.Logger) ([]evidence.Publisher, error) {
+	var out []evidence.Publisher
 	if c.PagerDuty.Notes.From != "" {
-		pd, err := pdnotes.New(c.PagerDuty.Notes, c.PagerDuty.APIToken.Value())
+		pd, err := pdnotes.New(c.PagerDuty.Notes, c.PagerDuty.APIToken.Value(), pdnotes.WithLogger(log.With("sink", "pagerduty")))
 		if err != nil {
 			return nil, fmt.Errorf("pagerduty.notes: %w", err)
 		}
-		out = append(out, permanence{pd, pdnotes.ErrPermanent})
+		out = append(out, pd)
 	}
 	if c.Slack.BotToken.IsSet() {
-		sp, err := slackpub.New(c.Slack.Config, c.Slack.BotToken.Value())
+		sp, err := slackpub.New(c.Slack.Config, c.Slack.BotToken.Value(), slackpub.WithLogger(log.With("sink", "slack")))
 		if err != nil {
 			return nil, fmt.Errorf("slack: %w", err)
 		}
-		out = append(out, permanence{sp, slackpub.ErrPermanent})
+		out = append(out, sp)
 	}
 	return out, nil
 }
 
 var (
-	_ runner.Publisher = (*pdnotes.Publisher)(nil)
-	_ runner.Publisher = (*slackpub.Publisher)(nil)
+	_ evidence.Publisher = (*pdnotes.Publisher)(nil)
+	_ evidence.Publisher = (*slackpub.Publisher)(nil)
 )
-
-// permanence adapts a publisher whose package has its own "retrying will
-// not help" sentinel (publishers must not import the runner) to
-// runner.ErrPermanent.
-type permanence struct {
-	runner.Publisher
-	sentinel error
-}
-
-func (p permanence) Publish(ctx context.Context, rep evidence.Report, st runner.IncidentState, again bool) error {
-	err := p.Publisher.Publish(ctx, rep, st, again)
-	if errors.Is(err, p.sentinel) {
-		return permanentError{err}
-	}
-	return err
-}
-
-type permanentError struct{ error }
-
-func (e permanentError) Is(target error) bool { return target == runner.ErrPermanent }
-func (e permanentError) Unwrap() error        { return e.error }
 
 func (p *parts) close() {
 	if p.dialer != nil {

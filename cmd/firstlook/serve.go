@@ -30,7 +30,9 @@ func serveCmd(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	return Serve(ctx, ServeOptions{Config: cfg, Log: newLogger(cfg, stderr)})
+	log := newLogger(cfg, stderr)
+	cfg.logWarnings(log)
+	return Serve(ctx, ServeOptions{Config: cfg, Log: log})
 }
 
 // ServeOptions are serve's inputs; tests build them to run the daemon in

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -215,6 +216,14 @@ func runPrism(bin, spec string) (string, func(), error) {
 			return "", nil, fmt.Errorf("prism exited before it was ready:\n%s", out.tail())
 		default:
 		}
+		// Ready only once Prism itself says it listens on our port: a
+		// server of another test that took the port between our close
+		// and Prism's listen would answer the probe too (seen under
+		// load, as 404s without a Content-Type).
+		if !strings.Contains(out.String(), "Prism is listening on "+url) {
+			time.Sleep(200 * time.Millisecond)
+			continue
+		}
 		if resp, err := c.Get(url + "/"); err == nil {
 			resp.Body.Close()
 			return url, stop, nil
@@ -242,4 +251,11 @@ func (b *lockedBuffer) tail() string {
 	defer b.mu.Unlock()
 	s := b.b.String()
 	return s[max(0, len(s)-4000):]
+}
+
+// String returns everything written so far.
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
 }

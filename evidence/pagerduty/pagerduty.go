@@ -11,7 +11,7 @@
 // no answer, are retried with capped exponential backoff and jitter,
 // honouring the ratelimit-reset and Retry-After headers. Any other 4xx
 // (a revoked token, a missing incident, a rejected From) is permanent:
-// the error wraps ErrPermanent.
+// the error wraps evidence.ErrPermanent.
 package pagerduty
 
 import (
@@ -19,6 +19,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
@@ -29,6 +30,7 @@ import (
 	gopd "github.com/PagerDuty/go-pagerduty"
 
 	"github.com/firstlook/firstlook/evidence"
+	"github.com/firstlook/firstlook/evidence/retry"
 )
 
 // Source is the incident source this publisher annotates
@@ -160,20 +162,6 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
-// IncidentState is the per-incident state the runner hands to Publish
-// (runner.IncidentState's methods). It is an alias of an unnamed interface
-// type, not a type of its own, because this package may not import runner
-// (data flows runner → evidence) and a method only satisfies an interface
-// whose parameter types are identical: if runner declares its
-// IncidentState as the same alias, *Publisher is a runner.Publisher as it
-// stands; otherwise cmd/firstlook wraps it in a one-line adapter. The
-// PagerDuty publisher keeps no state: the marker in the note is its
-// record.
-type IncidentState = interface {
-	Get(ctx context.Context, name string) (string, error)
-	Create(ctx context.Context, name, value string) error
-}
-
 // Option changes how New builds a Publisher.
 type Option func(*options)
 
@@ -181,12 +169,18 @@ type options struct {
 	render    func(evidence.Report) string
 	transport http.RoundTripper
 	sleep     func(context.Context, time.Duration) error
+	log       *slog.Logger
 }
 
 // WithRender sets how a report becomes the note's text, before the marker
 // line; the default is evidence.Markdown. The text is cut to fit the note.
 func WithRender(f func(evidence.Report) string) Option {
 	return func(o *options) { o.render = f }
+}
+
+// WithLogger sets where retried attempts are logged (default: nowhere).
+func WithLogger(l *slog.Logger) Option {
+	return func(o *options) { o.log = l }
 }
 
 // WithTransport sets the transport requests go through (default: a clone
@@ -197,14 +191,11 @@ func WithTransport(rt http.RoundTripper) Option {
 
 // Publisher posts incident notes. It is safe for concurrent use.
 type Publisher struct {
-	client   *gopd.Client
-	from     string
-	maxNote  int
-	attempts int
-	backoff  time.Duration
-	maxWait  time.Duration
-	render   func(evidence.Report) string
-	sleep    func(context.Context, time.Duration) error
+	client  *gopd.Client
+	from    string
+	maxNote int
+	policy  retry.Policy
+	render  func(evidence.Report) string
 	// redact removes the token from error text; a pointer, so that
 	// printing a Publisher never prints the token.
 	redact *strings.Replacer
@@ -222,7 +213,7 @@ func New(cfg Config, token string, opts ...Option) (*Publisher, error) {
 		return nil, errors.New("pagerduty: no API token")
 	}
 	cfg = cfg.withDefaults()
-	o := options{render: evidence.Markdown, transport: http.DefaultTransport, sleep: sleep}
+	o := options{render: evidence.Markdown, transport: http.DefaultTransport}
 	if t, ok := http.DefaultTransport.(*http.Transport); ok {
 		o.transport = t.Clone()
 	}
@@ -239,15 +230,19 @@ func New(cfg Config, token string, opts ...Option) (*Publisher, error) {
 	// which go-pagerduty's errors do not carry (ratelimit-reset).
 	c.HTTPClient = &http.Client{Transport: recorder{o.transport}, Timeout: cfg.Timeout}
 	return &Publisher{
-		client:   c,
-		from:     cfg.From,
-		maxNote:  cfg.MaxNote,
-		attempts: cfg.Attempts,
-		backoff:  cfg.Backoff,
-		maxWait:  cfg.MaxWait,
-		render:   o.render,
-		sleep:    o.sleep,
-		redact:   strings.NewReplacer(token, "<redacted>"),
+		client:  c,
+		from:    cfg.From,
+		maxNote: cfg.MaxNote,
+		// A server's wait gets up to a second added, so that clients
+		// throttled together do not all return at the second the limit
+		// resets.
+		policy: retry.Policy{
+			Name: "pagerduty: note", Initial: cfg.Backoff, Max: cfg.MaxWait,
+			MaxTries: cfg.Attempts, MaxWait: cfg.MaxWait, MaxWaitName: "max_wait",
+			HintJitter: time.Second, Log: o.log, Sleep: o.sleep,
+		},
+		render: o.render,
+		redact: strings.NewReplacer(token, "<redacted>"),
 	}, nil
 }
 
@@ -265,22 +260,22 @@ var incidentID = regexp.MustCompile(`^[A-Za-z0-9]{1,64}$`)
 // it lists the incident's notes first and posts nothing if one carries
 // rep.Marker. The state is not used.
 //
-// Errors that retrying cannot fix wrap ErrPermanent; others may succeed
+// Errors that retrying cannot fix wrap evidence.ErrPermanent; others may succeed
 // when the job is delivered again.
-func (p *Publisher) Publish(ctx context.Context, rep evidence.Report, _ IncidentState, again bool) error {
+func (p *Publisher) Publish(ctx context.Context, rep evidence.Report, _ evidence.IncidentState, again bool) error {
 	if rep.Bundle == nil {
-		return fmt.Errorf("pagerduty: publish: %w: report without a bundle", ErrPermanent)
+		return fmt.Errorf("pagerduty: publish: %w: report without a bundle", evidence.ErrPermanent)
 	}
 	inc := rep.Bundle.Manifest.Incident
 	if inc.Source != Source {
 		return nil
 	}
 	if !incidentID.MatchString(inc.ID) {
-		return fmt.Errorf("pagerduty: publish: %w: incident id %q is not a PagerDuty id", ErrPermanent, inc.ID)
+		return fmt.Errorf("pagerduty: publish: %w: incident id %q is not a PagerDuty id", evidence.ErrPermanent, inc.ID)
 	}
 	content, err := note(p.render(rep), rep.Marker, p.maxNote)
 	if err != nil {
-		return fmt.Errorf("pagerduty: note on incident %s: %w: %w", inc.ID, ErrPermanent, err)
+		return fmt.Errorf("pagerduty: note on incident %s: %w: %w", inc.ID, evidence.ErrPermanent, err)
 	}
 	if err := p.post(ctx, inc.ID, rep.Marker, content, again); err != nil {
 		return p.scrub(fmt.Errorf("pagerduty: note on incident %s: %w", inc.ID, err))

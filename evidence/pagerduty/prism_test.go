@@ -187,7 +187,7 @@ func TestPrismErrorAnswers(t *testing.T) {
 			w := &waits{}
 			p := prismPublisher(t, check, w, func(c *pagerduty.Config) { c.Attempts = 2 })
 			err := p.Publish(context.Background(), report(), nil, false)
-			if err == nil || errors.Is(err, pagerduty.ErrPermanent) != tt.wantPermanent {
+			if err == nil || errors.Is(err, evidence.ErrPermanent) != tt.wantPermanent {
 				t.Errorf("got %v, want an error, permanent %v", err, tt.wantPermanent)
 			}
 			check.valid(t)

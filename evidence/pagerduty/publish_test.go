@@ -333,7 +333,7 @@ func TestPublishSkips(t *testing.T) {
 			rep := report()
 			tt.edit(&rep)
 			err := p.Publish(context.Background(), rep, nil, true)
-			if got := errors.Is(err, pagerduty.ErrPermanent); got != tt.wantPermanent {
+			if got := errors.Is(err, evidence.ErrPermanent); got != tt.wantPermanent {
 				t.Errorf("got %v (permanent %v), want permanent %v", err, got, tt.wantPermanent)
 			}
 			if !tt.wantPermanent && err != nil {
@@ -396,7 +396,7 @@ func TestPublishPermanent(t *testing.T) {
 			w := &waits{}
 			p := newPublisher(t, f.srv.URL, w, nil)
 			err := p.Publish(context.Background(), report(), nil, false)
-			if !errors.Is(err, pagerduty.ErrPermanent) {
+			if !errors.Is(err, evidence.ErrPermanent) {
 				t.Errorf("got %v, want ErrPermanent", err)
 			}
 			if err != nil && !strings.Contains(err.Error(), fmt.Sprint(status)) {
@@ -423,7 +423,7 @@ func TestPublishAttemptsCapped(t *testing.T) {
 	w := &waits{}
 	p := newPublisher(t, f.srv.URL, w, func(c *pagerduty.Config) { c.Attempts = 3 })
 	err := p.Publish(context.Background(), report(), nil, false)
-	if err == nil || errors.Is(err, pagerduty.ErrPermanent) {
+	if err == nil || errors.Is(err, evidence.ErrPermanent) {
 		t.Fatalf("got %v, want a retryable error", err)
 	}
 	if !strings.Contains(err.Error(), "3 attempts") || !strings.Contains(err.Error(), "504") {
@@ -445,7 +445,7 @@ func TestPublishContextCancelStops(t *testing.T) {
 	w := &waits{then: cancel}
 	p := newPublisher(t, f.srv.URL, w, nil)
 	err := p.Publish(ctx, report(), nil, false)
-	if !errors.Is(err, context.Canceled) || errors.Is(err, pagerduty.ErrPermanent) {
+	if !errors.Is(err, context.Canceled) || errors.Is(err, evidence.ErrPermanent) {
 		t.Errorf("got %v, want context.Canceled, not permanent", err)
 	}
 	if got := f.requests(); len(got) != 1 {
@@ -468,7 +468,7 @@ func TestPublishWaitBeyondMaxWait(t *testing.T) {
 	w := &waits{}
 	p := newPublisher(t, f.srv.URL, w, func(c *pagerduty.Config) { c.MaxWait = time.Minute })
 	err := p.Publish(context.Background(), report(), nil, false)
-	if err == nil || errors.Is(err, pagerduty.ErrPermanent) || !strings.Contains(err.Error(), "max_wait") {
+	if err == nil || errors.Is(err, evidence.ErrPermanent) || !strings.Contains(err.Error(), "max_wait") {
 		t.Errorf("got %v, want a retryable error naming max_wait", err)
 	}
 	if got := w.all(); len(got) != 0 {
@@ -483,7 +483,7 @@ func TestPublishNoAnswer(t *testing.T) {
 	w := &waits{}
 	p := newPublisher(t, url, w, func(c *pagerduty.Config) { c.Attempts = 2 })
 	err := p.Publish(context.Background(), report(), nil, false)
-	if err == nil || errors.Is(err, pagerduty.ErrPermanent) {
+	if err == nil || errors.Is(err, evidence.ErrPermanent) {
 		t.Errorf("got %v, want a retryable error", err)
 	}
 	if got := w.all(); len(got) != 1 {

@@ -2,20 +2,15 @@ package pagerduty
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"math/rand/v2"
 	"net/http"
 	"strconv"
 	"strings"
 	"time"
-)
 
-// ErrPermanent marks an error that retrying cannot fix: a 4xx other than
-// 429 (a revoked token, a deleted incident, a From that is not a user), or
-// a report that cannot become a note. The runner's own ErrPermanent is
-// mapped from it where the publisher is wired in (cmd/firstlook).
-var ErrPermanent = errors.New("permanent")
+	"github.com/firstlook/firstlook/evidence"
+	"github.com/firstlook/firstlook/evidence/retry"
+)
 
 // classify says whether a request that failed with status (0: no answer
 // came back) is worth another attempt, and how long the server asked to
@@ -64,66 +59,20 @@ func serverWait(h http.Header, now time.Time) time.Duration {
 }
 
 // retry runs op until it succeeds, fails for good, or the attempts, an
-// acceptable wait or ctx run out. classify decides; this loop only waits.
+// acceptable wait or ctx run out. classify decides; the shared loop
+// (evidence/retry) only waits.
 func (p *Publisher) retry(ctx context.Context, op func(context.Context) error) error {
-	for n := 1; ; n++ {
-		ex := &exchange{}
-		err := op(context.WithValue(ctx, exchangeKey{}, ex))
-		if err == nil {
-			return nil
-		}
-		if ctx.Err() != nil {
-			return fmt.Errorf("%w: %w", ctx.Err(), err)
-		}
-		again, hint := classify(ex.status, ex.header)
-		if !again {
-			return fmt.Errorf("%w: %w", ErrPermanent, err)
-		}
-		if n >= p.attempts {
-			return fmt.Errorf("%d attempts: %w", n, err)
-		}
-		if hint > p.maxWait {
-			return fmt.Errorf("server asks to wait %s, longer than max_wait %s: %w", hint, p.maxWait, err)
-		}
-		wait := p.wait(n, hint)
-		if dl, ok := ctx.Deadline(); ok && time.Until(dl) < wait {
-			return fmt.Errorf("%w before the next attempt in %s: %w", context.DeadlineExceeded, wait.Round(time.Millisecond), err)
-		}
-		if serr := p.sleep(ctx, wait); serr != nil {
-			return fmt.Errorf("%w: %w", serr, err)
-		}
+	var ex *exchange
+	err := retry.Do(ctx, p.policy, func(error) (bool, time.Duration) {
+		return classify(ex.status, ex.header)
+	}, func(ctx context.Context) error {
+		ex = &exchange{}
+		return op(context.WithValue(ctx, exchangeKey{}, ex))
+	})
+	if retry.IsPermanent(err) {
+		return fmt.Errorf("%w: %w", evidence.ErrPermanent, retry.Last(err))
 	}
-}
-
-// wait is the pause after failed attempt n. A server's hint is honoured
-// with up to a second added, so that clients throttled together do not
-// all return at the second the limit resets; otherwise the backoff doubles
-// from p.backoff, capped at p.maxWait, half of it random ("equal jitter":
-// spread out, yet never hammering).
-func (p *Publisher) wait(n int, hint time.Duration) time.Duration {
-	if hint > 0 {
-		return hint + rand.N(time.Second)
-	}
-	d := p.maxWait
-	if n < 32 {
-		d = min(p.backoff<<(n-1), p.maxWait)
-	}
-	if d <= 0 {
-		d = p.maxWait
-	}
-	half := d / 2
-	return half + rand.N(d-half+1)
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
+	return err
 }
 
 // exchange is what an attempt's last response said, beyond what

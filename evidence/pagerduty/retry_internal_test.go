@@ -67,27 +67,3 @@ func TestServerWaitDate(t *testing.T) {
 		t.Errorf("date in the past: got %s, want no wait", got)
 	}
 }
-
-func TestWait(t *testing.T) {
-	p := &Publisher{backoff: time.Second, maxWait: 10 * time.Second}
-	tests := []struct {
-		n        int
-		hint     time.Duration
-		min, max time.Duration
-	}{
-		{1, 0, 500 * time.Millisecond, time.Second},
-		{2, 0, time.Second, 2 * time.Second},
-		{3, 0, 2 * time.Second, 4 * time.Second},
-		{4, 0, 4 * time.Second, 8 * time.Second},
-		{5, 0, 5 * time.Second, 10 * time.Second},
-		{60, 0, 5 * time.Second, 10 * time.Second},
-		{1, 7 * time.Second, 7 * time.Second, 8 * time.Second},
-	}
-	for _, tt := range tests {
-		for range 200 {
-			if got := p.wait(tt.n, tt.hint); got < tt.min || got > tt.max {
-				t.Fatalf("wait(%d, %s) = %s, want within [%s, %s]", tt.n, tt.hint, got, tt.min, tt.max)
-			}
-		}
-	}
-}

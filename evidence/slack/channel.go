@@ -140,7 +140,7 @@ var fold = func() map[rune]string {
 // records, or else a channel made (or found, when the name is taken) and
 // recorded. Concurrent runs of one incident may all get here; the first to
 // record its channel in the state wins, and the others use that one.
-func (p *Publisher) incidentChannel(ctx context.Context, inc evidence.Incident, st IncidentState) (string, error) {
+func (p *Publisher) incidentChannel(ctx context.Context, inc evidence.Incident, st evidence.IncidentState) (string, error) {
 	if inc.ID == "" && inc.Number == 0 {
 		return "", permanentf("incident has neither id nor number: its channel cannot be named (set channel for channel-less mode)")
 	}
@@ -166,7 +166,7 @@ func (p *Publisher) incidentChannel(ctx context.Context, inc evidence.Incident, 
 	}
 	if err := st.Create(ctx, StateKey, id); err != nil {
 		// Another run of the incident recorded a channel first
-		// (runner.ErrStateExists): the incident's channel is theirs. It is
+		// (evidence.ErrStateExists): the incident's channel is theirs. It is
 		// this one unless the title changed between the two runs, which
 		// leaves this run's channel unused.
 		if won, gerr := st.Get(ctx, StateKey); gerr == nil && won != "" {

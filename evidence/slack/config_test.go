@@ -3,6 +3,7 @@ package slack_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -161,10 +162,10 @@ func TestPublishNoIncident(t *testing.T) {
 	p, _ := newPublisher(t, srv, slack.Config{}, slacktest.Token)
 	rep := report(1, "db-1", "a")
 	rep.Bundle.Manifest.Incident = evidence.Incident{Title: "manual run"}
-	if err := p.Publish(context.Background(), rep, newState(), false); !slack.IsPermanent(err) {
+	if err := p.Publish(context.Background(), rep, newState(), false); !errors.Is(err, evidence.ErrPermanent) {
 		t.Errorf("got %v, want a permanent error", err)
 	}
-	if err := p.Publish(context.Background(), evidence.Report{}, newState(), false); !slack.IsPermanent(err) {
+	if err := p.Publish(context.Background(), evidence.Report{}, newState(), false); !errors.Is(err, evidence.ErrPermanent) {
 		t.Errorf("no bundle: got %v, want a permanent error", err)
 	}
 	if len(srv.Channels()) != 0 {

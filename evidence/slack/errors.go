@@ -4,19 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"net/http"
 	"strings"
 	"time"
 
 	goslack "github.com/slack-go/slack"
-)
 
-// ErrPermanent is wrapped by errors retrying cannot fix: the token is
-// invalid or lacks a scope, the channel is gone, archived or closed to the
-// bot, the message is malformed. The runner's own ErrPermanent is mapped
-// from it where the publisher is wired in (cmd/firstlook).
-var ErrPermanent = errors.New("permanent")
+	"github.com/firstlook/firstlook/evidence"
+	"github.com/firstlook/firstlook/evidence/retry"
+)
 
 // Error is a failed Slack call, or a problem that stops a publish.
 type Error struct {
@@ -58,17 +54,13 @@ func (e *Error) Error() string {
 // Unwrap returns the underlying error.
 func (e *Error) Unwrap() error { return e.Err }
 
-// Is makes a permanent error match ErrPermanent.
-func (e *Error) Is(target error) bool { return target == ErrPermanent && e.permanent }
+// Is makes a permanent error match evidence.ErrPermanent.
+func (e *Error) Is(target error) bool { return target == evidence.ErrPermanent && e.permanent }
 
 // Permanent reports whether retrying cannot help: the token is invalid or
 // lacks a scope, the channel is gone or closed to the bot, the message is
 // malformed. The runner records the sink as failed instead of retrying.
 func (e *Error) Permanent() bool { return e.permanent }
-
-// IsPermanent reports whether err is, or wraps, a permanent *Error:
-// errors.Is(err, ErrPermanent).
-func IsPermanent(err error) bool { return errors.Is(err, ErrPermanent) }
 
 // permanentf is a permanent error that is not a Slack answer.
 func permanentf(format string, args ...any) *Error {
@@ -196,46 +188,15 @@ func apiError(method string, err error) error {
 // call runs fn, retrying as retryable allows: at most MaxAttempts
 // attempts, waiting Retry-After when Slack gave one (but giving up if that
 // is more than MaxRetryWait, leaving the retry to the runner) and a
-// jittered exponential backoff otherwise. slack-go's own retries stay off
-// (its default) so that this is the only loop.
+// jittered exponential backoff otherwise, 1s, 2s, 4s… capped at 30s. The
+// loop is the shared one (evidence/retry); slack-go's own retries stay off
+// (its default) so that it is the only loop.
 func (p *Publisher) call(ctx context.Context, method string, idempotent bool, fn func(context.Context) error) error {
-	for attempt := 1; ; attempt++ {
-		err := fn(ctx)
-		if err == nil {
-			return nil
-		}
-		retry, wait := retryable(err, idempotent)
-		if !retry || attempt >= p.cfg.MaxAttempts || ctx.Err() != nil {
-			return apiError(method, err)
-		}
-		if wait <= 0 {
-			wait = backoff(attempt)
-		}
-		if wait > p.cfg.MaxRetryWait {
-			return apiError(method, err)
-		}
-		if serr := p.sleep(ctx, wait); serr != nil {
-			return apiError(method, err)
-		}
+	pol := p.policy
+	pol.Name = "slack: " + method
+	err := retry.Do(ctx, pol, func(err error) (bool, time.Duration) { return retryable(err, idempotent) }, fn)
+	if err != nil {
+		return apiError(method, retry.Last(err))
 	}
-}
-
-// backoff is the wait before attempt+1 when Slack gave no Retry-After:
-// 1s, 2s, 4s… capped at 30s, each jittered down by up to half so that
-// workers that failed together do not retry together.
-func backoff(attempt int) time.Duration {
-	d := min(time.Second<<min(attempt-1, 5), 30*time.Second)
-	return d/2 + rand.N(d/2+1)
-}
-
-// sleepCtx waits d or until ctx is done.
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	return nil
 }

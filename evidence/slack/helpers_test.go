@@ -2,7 +2,6 @@ package slack_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -15,9 +14,8 @@ import (
 	"github.com/firstlook/firstlook/evidence/slack/slacktest"
 )
 
-// errExists stands for runner.ErrStateExists (evidence packages do not
-// import runner).
-var errExists = errors.New("incident state exists")
+// errExists is what the runner's state returns.
+var errExists = evidence.ErrStateExists
 
 // memState is a per-incident state in memory with compare-and-set Create.
 type memState struct {

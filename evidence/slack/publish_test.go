@@ -209,7 +209,7 @@ func TestPublishNameTaken(t *testing.T) {
 		srv.AddChannel(slacktest.Channel{Name: name, Members: []string{slacktest.BotUserID}, Archived: true})
 		p, _ := newPublisher(t, srv, slack.Config{}, slacktest.Token)
 		err := p.Publish(context.Background(), report(5, "db-1", "a"), newState(), false)
-		if !slack.IsPermanent(err) || !strings.Contains(err.Error(), "is_archived") {
+		if !errors.Is(err, evidence.ErrPermanent) || !strings.Contains(err.Error(), "is_archived") {
 			t.Errorf("got %v, want a permanent is_archived error", err)
 		}
 	})
@@ -265,7 +265,7 @@ func TestPublishInvites(t *testing.T) {
 	t.Run("unknown group", func(t *testing.T) {
 		p, _ := newPublisher(t, srv, slack.Config{InviteUsergroup: "nobody"}, slacktest.Token)
 		err := p.Publish(context.Background(), report(200, "db-1", "a"), newState(), false)
-		if !slack.IsPermanent(err) || !strings.Contains(err.Error(), `no user group with handle "nobody"`) {
+		if !errors.Is(err, evidence.ErrPermanent) || !strings.Contains(err.Error(), `no user group with handle "nobody"`) {
 			t.Errorf("got %v, want a permanent error naming the handle", err)
 		}
 	})
@@ -329,28 +329,20 @@ func sameSet(a, b []string) bool {
 	return true
 }
 
-// The runner takes the publisher as it is: runner.IncidentState is an
-// alias of this same unnamed interface type (checked without importing
-// the runner, which evidence packages must not).
-var _ interface {
-	Sink() string
-	Publish(context.Context, evidence.Report, interface {
-		Get(ctx context.Context, name string) (string, error)
-		Create(ctx context.Context, name, value string) error
-	}, bool) error
-} = (*slack.Publisher)(nil)
+// The runner takes the publisher as it is.
+var _ evidence.Publisher = (*slack.Publisher)(nil)
 
 func TestErrPermanent(t *testing.T) {
 	srv := newServer(t)
 	p, _ := newPublisher(t, srv, slack.Config{Channel: "C0GONE000"}, slacktest.Token)
 	err := p.Publish(context.Background(), report(1, "db-1", "a"), nil, false)
-	if !errors.Is(err, slack.ErrPermanent) {
+	if !errors.Is(err, evidence.ErrPermanent) {
 		t.Errorf("channel_not_found: %v does not wrap ErrPermanent", err)
 	}
 	srv.Fail("chat.postMessage", "internal_error", 1)
 	ok := srv.AddChannel(slacktest.Channel{Name: "x", Members: []string{slacktest.BotUserID}})
 	p, _ = newPublisher(t, srv, slack.Config{Channel: ok}, slacktest.Token)
-	if err := p.Publish(context.Background(), report(1, "db-1", "a"), nil, false); err == nil || errors.Is(err, slack.ErrPermanent) {
+	if err := p.Publish(context.Background(), report(1, "db-1", "a"), nil, false); err == nil || errors.Is(err, evidence.ErrPermanent) {
 		t.Errorf("internal_error: %v, want a transient error", err)
 	}
 }

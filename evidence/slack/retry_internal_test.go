@@ -12,6 +12,8 @@ import (
 	"unicode/utf8"
 
 	goslack "github.com/slack-go/slack"
+
+	"github.com/firstlook/firstlook/evidence"
 )
 
 func TestRetryable(t *testing.T) {
@@ -65,8 +67,8 @@ func TestRetryable(t *testing.T) {
 			if got := permanent(tc.err); got != tc.permanent {
 				t.Errorf("permanent = %v, want %v", got, tc.permanent)
 			}
-			if got := IsPermanent(apiError("m", tc.err)); got != tc.permanent {
-				t.Errorf("IsPermanent(apiError) = %v, want %v", got, tc.permanent)
+			if got := errors.Is(apiError("m", tc.err), evidence.ErrPermanent); got != tc.permanent {
+				t.Errorf("errors.Is(apiError, ErrPermanent) = %v, want %v", got, tc.permanent)
 			}
 		})
 	}
@@ -86,16 +88,6 @@ func TestErrorText(t *testing.T) {
 	for _, tc := range cases {
 		if got := tc.err.Error(); got != tc.want {
 			t.Errorf("got %q, want %q", got, tc.want)
-		}
-	}
-}
-
-func TestBackoff(t *testing.T) {
-	for attempt, want := range map[int]time.Duration{1: time.Second, 2: 2 * time.Second, 3: 4 * time.Second, 6: 30 * time.Second, 40: 30 * time.Second} {
-		for range 50 {
-			if d := backoff(attempt); d < want/2 || d > want {
-				t.Errorf("backoff(%d) = %s, want between %s and %s", attempt, d, want/2, want)
-			}
 		}
 	}
 }

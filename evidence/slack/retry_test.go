@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/firstlook/firstlook/evidence"
 	"github.com/firstlook/firstlook/evidence/slack"
 	"github.com/firstlook/firstlook/evidence/slack/slacktest"
 )
@@ -60,7 +61,7 @@ func TestRateLimitedGivesUp(t *testing.T) {
 		srv.RateLimit("chat.postMessage", 10, time.Second)
 		p, sl := newPublisher(t, srv, slack.Config{MaxAttempts: 3}, slacktest.Token)
 		err := p.Publish(context.Background(), report(1, "db-1", "a"), newState(), false)
-		if err == nil || slack.IsPermanent(err) {
+		if err == nil || errors.Is(err, evidence.ErrPermanent) {
 			t.Fatalf("got %v, want a transient error", err)
 		}
 		if got := srv.Calls("chat.postMessage"); got != 3 {
@@ -75,7 +76,7 @@ func TestRateLimitedGivesUp(t *testing.T) {
 		srv.RateLimit("chat.postMessage", 1, 5*time.Minute)
 		p, sl := newPublisher(t, srv, slack.Config{}, slacktest.Token)
 		err := p.Publish(context.Background(), report(1, "db-1", "a"), newState(), false)
-		if err == nil || slack.IsPermanent(err) {
+		if err == nil || errors.Is(err, evidence.ErrPermanent) {
 			t.Fatalf("got %v, want a transient error", err)
 		}
 		if got := sl.got(); len(got) != 0 {
@@ -119,7 +120,7 @@ func TestTransientFailures(t *testing.T) {
 			if (err != nil) != tc.wantErr {
 				t.Fatalf("got %v, want error %v", err, tc.wantErr)
 			}
-			if err != nil && (slack.IsPermanent(err) || !strings.Contains(err.Error(), tc.method+": internal_error")) {
+			if err != nil && (errors.Is(err, evidence.ErrPermanent) || !strings.Contains(err.Error(), tc.method+": internal_error")) {
 				t.Errorf("got %v, want a transient internal_error from %s", err, tc.method)
 			}
 			if got := srv.Calls(tc.method); got != tc.calls {
@@ -180,7 +181,7 @@ func TestPermanentErrors(t *testing.T) {
 			if !errors.As(err, &e) {
 				t.Fatalf("got %v (%T), want a *slack.Error", err, err)
 			}
-			if !e.Permanent() || !slack.IsPermanent(err) {
+			if !e.Permanent() || !errors.Is(err, evidence.ErrPermanent) {
 				t.Errorf("%v: not permanent", err)
 			}
 			if e.Code != tc.code || e.Needed != tc.needed {

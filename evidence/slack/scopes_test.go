@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/firstlook/firstlook/evidence"
 	"github.com/firstlook/firstlook/evidence/slack"
 	"github.com/firstlook/firstlook/evidence/slack/slacktest"
 )
@@ -124,7 +125,7 @@ func TestCheck(t *testing.T) {
 		})
 	}
 	p, _ := newPublisher(t, srv, cfg, "xoxb-wrong")
-	if err := p.Check(context.Background()); !slack.IsPermanent(err) || !strings.Contains(err.Error(), "invalid_auth") {
+	if err := p.Check(context.Background()); !errors.Is(err, evidence.ErrPermanent) || !strings.Contains(err.Error(), "invalid_auth") {
 		t.Errorf("Check with a bad token: %v, want invalid_auth", err)
 	}
 }

@@ -4,7 +4,7 @@
 // one Block Kit message per run carrying the run's marker in its metadata;
 // and the run's full output as a text file in that message's thread.
 //
-// Publishing is exactly once in effect (see runner.Publisher): a publish
+// Publishing is exactly once in effect (see evidence.Publisher): a publish
 // retried with again set looks for the marker in the channel's recent
 // history and for the file in the message's thread before posting either.
 // Runs of one incident publish concurrently; they agree on one channel
@@ -34,6 +34,7 @@ import (
 	goslack "github.com/slack-go/slack"
 
 	"github.com/firstlook/firstlook/evidence"
+	"github.com/firstlook/firstlook/evidence/retry"
 )
 
 // Defaults applied by Config.WithDefaults to zero fields.
@@ -199,16 +200,6 @@ func (c Config) Scopes() []string {
 	return s
 }
 
-// IncidentState is the per-incident state the publisher keeps the
-// incident's channel id in: runner.IncidentState's methods. It is an alias
-// of an unnamed interface type, as runner.IncidentState is, so that
-// *Publisher is a runner.Publisher without this package importing the
-// runner. Create must fail when name is already set (compare-and-set).
-type IncidentState = interface {
-	Get(ctx context.Context, name string) (string, error)
-	Create(ctx context.Context, name, value string) error
-}
-
 // Publisher posts runs to Slack. It is safe for concurrent use.
 type Publisher struct {
 	cfg    Config
@@ -219,6 +210,7 @@ type Publisher struct {
 	sleep  func(context.Context, time.Duration) error
 	log    *slog.Logger
 	hc     *http.Client
+	policy retry.Policy
 }
 
 // Option configures a Publisher.
@@ -276,7 +268,6 @@ func New(cfg Config, token string, opts ...Option) (*Publisher, error) {
 		blocks: evidence.SlackBlocks,
 		text:   evidence.Text,
 		file:   evidence.FullOutput,
-		sleep:  sleepCtx,
 		log:    slog.Default(),
 	}
 	for _, o := range opts {
@@ -292,6 +283,11 @@ func New(cfg Config, token string, opts ...Option) (*Publisher, error) {
 		hc = &c
 	}
 	p.hc = hc
+	p.policy = retry.Policy{
+		Initial: time.Second, Max: 30 * time.Second,
+		MaxTries: p.cfg.MaxAttempts, MaxWait: p.cfg.MaxRetryWait, MaxWaitName: "max_retry_wait",
+		Log: p.log, Sleep: p.sleep,
+	}
 	p.api = goslack.New(token, goslack.OptionAPIURL(p.cfg.APIURL), goslack.OptionHTTPClient(hc))
 	return p, nil
 }
@@ -302,8 +298,8 @@ func (p *Publisher) Sink() string { return "slack" }
 // Publish posts rep: to the incident's channel, made if need be, or to
 // Config.Channel; the message, then the full output in its thread. With
 // again set it first looks for rep.Marker and posts only what did not land.
-// Errors are *Error; those retrying cannot fix wrap ErrPermanent.
-func (p *Publisher) Publish(ctx context.Context, rep evidence.Report, st IncidentState, again bool) error {
+// Errors are *Error; those retrying cannot fix wrap evidence.ErrPermanent.
+func (p *Publisher) Publish(ctx context.Context, rep evidence.Report, st evidence.IncidentState, again bool) error {
 	if rep.Bundle == nil {
 		return permanentf("publish: report has no bundle")
 	}

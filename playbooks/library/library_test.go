@@ -16,7 +16,7 @@ import (
 
 // want is the library's content; a playbook added or removed changes the
 // documentation too (docs/library.md).
-var want = []string{"containers", "cpu-saturation", "disk-full", "disk-io", "linux-baseline", "memory-pressure", "network", "nginx", "systemd-unit"}
+var want = []string{"clock-sync", "containers", "cpu-saturation", "disk-full", "disk-io", "dns", "fd-exhaustion", "kernel-events", "linux-baseline", "memory-pressure", "network", "nginx", "systemd-unit", "tls-certs"}
 
 func load(t *testing.T) *playbooks.Set {
 	t.Helper()
@@ -229,7 +229,13 @@ func TestMatch(t *testing.T) {
 		{"Error budget burn for checkout API", nil},
 		{"A little bump in the road", nil},
 		{"Payment failed for order 500123", nil},
-		{"Certificate expires in 7 days", nil},
+		{"Certificate expires in 7 days", []string{"tls-certs"}},
+		{"NodeFileDescriptorLimit", []string{"fd-exhaustion", "linux-baseline"}},
+		{"Too many open files in payments", []string{"fd-exhaustion"}},
+		{"NodeClockSkewDetected", []string{"clock-sync", "linux-baseline"}},
+		{"DNS resolution failing for api.internal", []string{"dns"}},
+		{"EXT4-fs error: remounting read-only on db-1", []string{"kernel-events"}},
+		{"watchdog: BUG: soft lockup - CPU#3 stuck for 22s", []string{"cpu-saturation", "kernel-events"}},
 	} {
 		var got []string
 		for _, p := range set.Match(hooks.Trigger{Event: "incident.triggered", Incident: hooks.Incident{Title: tc.title}}) {
@@ -242,5 +248,37 @@ func TestMatch(t *testing.T) {
 	// Only new incidents: an acknowledgement runs nothing again.
 	if got := set.Match(hooks.Trigger{Event: "incident.acknowledged", Incident: hooks.Incident{Title: "Disk full on web-1"}}); len(got) != 0 {
 		t.Errorf("incident.acknowledged: got %d playbooks, want none", len(got))
+	}
+}
+
+// TestSudoOnlyWhereOptedIn: no library step calls sudo itself, and $sudo
+// is set only by the one guarded line, which reads the inventory's
+// opt-in: on a host without it, nothing runs or probes sudo.
+func TestSudoOnlyWhereOptedIn(t *testing.T) {
+	const guard = `[ "$(id -u)" = 0 ] || [ 'false' != true ] || sudo="sudo -n"`
+	data := playbooks.NewData(hooks.Trigger{Event: "incident.triggered"}, playbooks.Host{Name: "web-1", User: "firstlook"}, nil)
+	for _, p := range load(t).All() {
+		for i, c := range p.Render(data) {
+			if c.Err != nil {
+				t.Fatalf("%s: %v", p.Name, c.Err)
+			}
+			src := string(c.Stdin)
+			if p.Steps[i].Kind != playbooks.Script {
+				src = c.Line
+			}
+			f, err := syntax.NewParser().Parse(strings.NewReader(src), "")
+			if err != nil {
+				t.Fatalf("%s: step %q: %v", p.Name, c.Step, err)
+			}
+			syntax.Walk(f, func(n syntax.Node) bool {
+				if ce, ok := n.(*syntax.CallExpr); ok && len(ce.Args) > 0 && ce.Args[0].Lit() == "sudo" {
+					t.Errorf("%s: step %q: calls sudo directly; use $sudo, set where the inventory opted the host in", p.Name, c.Step)
+				}
+				return true
+			})
+			if strings.Contains(src, `sudo="sudo -n"`) && strings.Count(src, `sudo="sudo -n"`) != strings.Count(src, guard) {
+				t.Errorf("%s: step %q: sets $sudo other than by %s", p.Name, c.Step, guard)
+			}
+		}
 	}
 }

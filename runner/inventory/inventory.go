@@ -35,6 +35,11 @@ type Host struct {
 	Aliases []string
 	// Bastion is the jump host to go through; nil means dial directly.
 	Bastion *Bastion
+	// Sudo says the host opted in to privilege: steps may run commands
+	// through `sudo -n`. Off by default, and nothing probes sudo on a
+	// host that did not opt in (a failed sudo writes a security-log
+	// entry, mailed to root on many systems).
+	Sudo bool
 }
 
 // Addr is the host's dial address, host:port.
@@ -59,6 +64,9 @@ type Config struct {
 	Defaults Defaults        `yaml:"defaults"`
 	Bastions []BastionConfig `yaml:"bastions"`
 	Hosts    []HostConfig    `yaml:"hosts"`
+	// SudoGroups opts the hosts of these groups in to sudo (see
+	// Host.Sudo), unless a host says sudo: false.
+	SudoGroups []string `yaml:"sudo_groups"`
 }
 
 // Validate reports a configuration that cannot work.
@@ -81,7 +89,7 @@ func New(c Config) (*Inventory, error) {
 	if c.File != "" {
 		return Load(c.File)
 	}
-	return build("(inline)", document{Defaults: c.Defaults, Bastions: c.Bastions, Hosts: c.Hosts}, nil)
+	return build("(inline)", document{Defaults: c.Defaults, Bastions: c.Bastions, Hosts: c.Hosts, SudoGroups: c.SudoGroups}, nil)
 }
 
 // Defaults apply to hosts that leave a field out.
@@ -89,13 +97,16 @@ type Defaults struct {
 	Port    int    `yaml:"port"`
 	User    string `yaml:"user"`
 	Bastion string `yaml:"bastion"`
+	// Sudo opts every host in to sudo (see Host.Sudo); default false.
+	Sudo bool `yaml:"sudo"`
 }
 
 // document is the YAML shape of an inventory file.
 type document struct {
-	Defaults Defaults        `yaml:"defaults"`
-	Bastions []BastionConfig `yaml:"bastions"`
-	Hosts    []HostConfig    `yaml:"hosts"`
+	Defaults   Defaults        `yaml:"defaults"`
+	Bastions   []BastionConfig `yaml:"bastions"`
+	Hosts      []HostConfig    `yaml:"hosts"`
+	SudoGroups []string        `yaml:"sudo_groups"`
 }
 
 // BastionConfig is one bastion as written in the inventory.
@@ -116,6 +127,9 @@ type HostConfig struct {
 	Labels  map[string]string `yaml:"labels"`
 	Groups  []string          `yaml:"groups"`
 	Aliases []string          `yaml:"aliases"`
+	// Sudo, when set, opts the host in to sudo or out of it, whatever
+	// defaults.sudo and sudo_groups say.
+	Sudo *bool `yaml:"sudo"`
 }
 
 // Inventory is a loaded, validated static inventory.
@@ -141,11 +155,20 @@ func Parse(name string, b []byte) (*Inventory, error) {
 	root := d.Parse(b)
 	var doc document
 	d.Decode(root, "", &doc)
-	if len(d.Errs) > 0 {
-		d.Errs.Sort()
-		return nil, d.Errs
+	if len(d.Errs) == 0 {
+		return build(name, doc, root)
 	}
-	return build(name, doc, root)
+	if root != nil {
+		// Report what else is wrong too, so that one run shows it all.
+		if _, err := build(name, doc, root); err != nil {
+			var list yamlfile.List
+			if errors.As(err, &list) {
+				d.Errs = append(d.Errs, list...)
+			}
+		}
+	}
+	d.Errs.Sort()
+	return nil, d.Errs
 }
 
 // itemNode is the node of the i-th item of a top-level list key, or nil.
@@ -219,6 +242,10 @@ func build(name string, doc document, root *yaml.Node) (*Inventory, error) {
 		}
 		if host.User == "" {
 			fail("hosts", i, "host %s has no user; set user: here, or defaults.user", h.Name)
+		}
+		host.Sudo = doc.Defaults.Sudo || slices.ContainsFunc(h.Groups, func(g string) bool { return slices.Contains(doc.SudoGroups, g) })
+		if h.Sudo != nil {
+			host.Sudo = *h.Sudo
 		}
 		bn := h.Bastion
 		if bn == "" {

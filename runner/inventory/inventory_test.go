@@ -121,3 +121,28 @@ func TestConfig(t *testing.T) {
 		t.Errorf("got %+v, %v", h, err)
 	}
 }
+
+func TestSudoOptIn(t *testing.T) {
+	inv, err := inventory.Parse("inv.yaml", []byte(`
+defaults: {user: fl}
+sudo_groups: [db]
+hosts:
+  - {name: web-1, address: 10.0.0.1}
+  - {name: db-1, address: 10.0.0.2, groups: [db]}
+  - {name: db-2, address: 10.0.0.3, groups: [db], sudo: false}
+  - {name: app-1, address: 10.0.0.4, sudo: true}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]bool{"web-1": false, "db-1": true, "db-2": false, "app-1": true}
+	for _, h := range inv.Hosts() {
+		if h.Sudo != want[h.Name] {
+			t.Errorf("%s: Sudo = %v, want %v", h.Name, h.Sudo, want[h.Name])
+		}
+	}
+	inv, err = inventory.Parse("inv.yaml", []byte("defaults: {user: fl, sudo: true}\nhosts: [{name: a, address: 10.0.0.1}]\n"))
+	if err != nil || !inv.Hosts()[0].Sudo {
+		t.Errorf("defaults.sudo: %v, %+v", err, inv)
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	retrypkg "github.com/firstlook/firstlook/evidence/retry"
 	"github.com/firstlook/firstlook/hooks"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -201,7 +202,10 @@ func (j *Job) ack(ctx context.Context, what string, body []byte, final bool) err
 // A lease cancelled through ctx while a job is on its way to this worker
 // delays that job by AckWait and counts as one of its deliveries.
 func (q *Queue) Next(ctx context.Context) (*Job, error) {
-	wait := 50 * time.Millisecond
+	pol := retrypkg.Policy{Name: "queue: next", Initial: 50 * time.Millisecond, Max: 2 * time.Second}
+	decide := func(err error) (bool, time.Duration) {
+		return q.life.Err() == nil && retryableFetch(err), 0
+	}
 	for {
 		if q.life.Err() != nil {
 			return nil, ErrClosed
@@ -209,21 +213,20 @@ func (q *Queue) Next(ctx context.Context) (*Job, error) {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		msg, err := q.fetch(ctx)
+		var msg jetstream.Msg
+		err := retrypkg.Do(ctx, pol, decide, func(ctx context.Context) (err error) {
+			msg, err = q.fetch(ctx)
+			return err
+		})
 		switch {
 		case msg != nil:
 			return q.job(ctx, msg)
 		case q.life.Err() != nil || ctx.Err() != nil:
 			continue // reported above
-		case err == nil:
-			// The pull request expired without a job; ask again.
-			wait = 50 * time.Millisecond
-			continue
-		case !retryableFetch(err):
-			return nil, fmt.Errorf("queue: next: %w", err)
+		case err != nil:
+			return nil, fmt.Errorf("queue: next: %w", retrypkg.Last(err))
 		}
-		sleep(ctx, jitter(wait))
-		wait = min(2*wait, 2*time.Second)
+		// The pull request expired without a job; ask again.
 	}
 }
 

@@ -23,13 +23,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"time"
 
+	retrypkg "github.com/firstlook/firstlook/evidence/retry"
 	"github.com/firstlook/firstlook/hooks"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
@@ -349,48 +349,27 @@ func (q *Queue) bucket(ctx context.Context, cfg jetstream.KeyValueConfig) (jetst
 // peers" for a while; a bad request (a stream whose retention cannot change,
 // say) will not get better.
 func retry(ctx context.Context, cfg Config, what string, do func(context.Context) error) error {
-	wait := 100 * time.Millisecond
 	// A server without a meta leader yet drops API requests unanswered, so
 	// the first attempts time out quickly; later ones leave time for a
 	// slow placement.
 	timeout := 2 * time.Second
-	for attempt := 1; ; attempt++ {
-		actx, cancel := context.WithTimeout(ctx, timeout)
-		timeout = min(2*timeout, 10*time.Second)
-		err := do(actx)
-		cancel()
-		if err == nil {
-			return nil
-		}
+	pol := retrypkg.Policy{
+		Name: "queue: create " + what, Initial: 100 * time.Millisecond, Max: 2 * time.Second,
+		Log: cfg.Logger, LogEvery: 5 * time.Second,
+	}
+	err := retrypkg.Do(ctx, pol, func(err error) (bool, time.Duration) {
 		var apiErr *jetstream.APIError
-		if errors.As(err, &apiErr) && apiErr.Code == 400 && apiErr.ErrorCode != 10005 {
-			return err
-		}
-		if attempt%5 == 0 {
-			cfg.Logger.Warn("queue: still waiting for JetStream", "what", what, "attempt", attempt, "err", err)
-		}
-		if !sleep(ctx, jitter(wait)) {
-			return fmt.Errorf("%w (last error: %w)", ctx.Err(), err)
-		}
-		wait = min(2*wait, 2*time.Second)
+		return !(errors.As(err, &apiErr) && apiErr.Code == 400 && apiErr.ErrorCode != 10005), 0
+	}, func(ctx context.Context) error {
+		actx, cancel := context.WithTimeout(ctx, timeout)
+		defer cancel()
+		timeout = min(2*timeout, 10*time.Second)
+		return do(actx)
+	})
+	if retrypkg.IsPermanent(err) {
+		return retrypkg.Last(err)
 	}
-}
-
-// sleep waits d or until ctx ends, and reports whether it waited d.
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
-}
-
-// jitter returns d ± 20 %, so retrying workers do not move in lockstep.
-func jitter(d time.Duration) time.Duration {
-	return d*4/5 + rand.N(d*2/5+1)
+	return err
 }
 
 // Close drains the connection, so in-flight publishes and acks finish, and
@@ -465,20 +444,20 @@ func (q *Queue) Put(ctx context.Context, t hooks.Trigger) (duplicate bool, err e
 	} else if done {
 		return true, nil
 	}
-	wait := 50 * time.Millisecond
-	for {
-		ack, err := q.publish(ctx, msg)
-		if err == nil {
-			return ack.Duplicate, nil
+	var ack *jetstream.PubAck
+	pol := retrypkg.Policy{Name: "queue: put " + id, Initial: 50 * time.Millisecond, Max: time.Second}
+	err = retrypkg.Do(ctx, pol, func(err error) (bool, time.Duration) { return retryablePublish(err), 0 },
+		func(ctx context.Context) (err error) {
+			ack, err = q.publish(ctx, msg)
+			return err
+		})
+	if err != nil {
+		if q.life.Err() != nil {
+			err = ErrClosed
 		}
-		if !retryablePublish(err) || !sleep(ctx, jitter(wait)) {
-			if q.life.Err() != nil {
-				err = ErrClosed
-			}
-			return false, fmt.Errorf("queue: put %s: %w", id, err)
-		}
-		wait = min(2*wait, time.Second)
+		return false, fmt.Errorf("queue: put %s: %w", id, retrypkg.Last(err))
 	}
+	return ack.Duplicate, nil
 }
 
 // errDuplicateInProcess is JetStream's JSStreamDuplicateMessageConflict: a

@@ -28,7 +28,8 @@ const (
 	// kill, before reporting ErrNotStopped.
 	stopGrace = 3 * time.Second
 	// openRetryMax is the longest pause between attempts to open a
-	// session that sshd refused; the pauses add up to about 1.3s.
+	// session that sshd refused: 10ms doubling to it, each drawn from its
+	// upper half, seven pauses adding up to 0.6-1.3s.
 	openRetryMax = 640 * time.Millisecond
 )
 

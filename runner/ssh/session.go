@@ -3,12 +3,13 @@ package ssh
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"sync"
 	"time"
 
 	xssh "golang.org/x/crypto/ssh"
+
+	"github.com/firstlook/firstlook/evidence/retry"
 )
 
 // session is one "session" channel run the way Run needs it. Unlike
@@ -35,31 +36,35 @@ type exitStatus struct {
 	signal   string // exit-signal, e.g. "KILL"
 }
 
+// openRetry bounds openChannel's retries: eight attempts.
+var openRetry = retry.Policy{Name: "ssh: open session", Initial: 10 * time.Millisecond, Max: openRetryMax, MaxTries: 8}
+
 // openChannel opens a session channel, retrying while sshd refuses it.
 // sshd frees a session's slot a moment after it has sent the channel close
 // that ends our wait, so a Run that follows another at the MaxSessions
 // limit can be refused ("open failed") for a few milliseconds. A refused
 // channel ran nothing, so retrying is safe.
 func (c *Client) openChannel(ctx context.Context) (*session, error) {
-	backoff := 10 * time.Millisecond
-	for {
+	var s *session
+	err := retry.Do(ctx, openRetry, func(err error) (bool, time.Duration) {
+		var refused *xssh.OpenChannelError
+		return errors.As(err, &refused), 0
+	}, func(context.Context) error {
 		ch, reqs, err := c.conn.OpenChannel("session", nil)
 		if err == nil {
-			return &session{ch: ch, reqs: reqs, done: make(chan struct{})}, nil
+			s = &session{ch: ch, reqs: reqs, done: make(chan struct{})}
 		}
-		var refused *xssh.OpenChannelError
-		if !errors.As(err, &refused) || backoff > openRetryMax {
-			return nil, err
+		return err
+	})
+	if err != nil {
+		if ctx.Err() == nil {
+			// Refused for good, or something else: the error as sshd
+			// gave it.
+			err = retry.Last(err)
 		}
-		t := time.NewTimer(backoff)
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
-			return nil, fmt.Errorf("%w (last refusal: %v)", ctx.Err(), err)
-		}
-		backoff *= 2
+		return nil, err
 	}
+	return s, nil
 }
 
 // start sends the command and copies stdin, stdout and stderr on

@@ -113,6 +113,11 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, body)
 		return
 	}
+	if s.lose[method] > 0 {
+		s.lose[method]--
+		http.Error(w, "502 Bad Gateway", http.StatusBadGateway)
+		return
+	}
 	c.r["ok"] = true
 	writeJSON(w, http.StatusOK, c.r)
 }

@@ -130,6 +130,7 @@ type Server struct {
 	tickets    map[string]string     // upload ticket → file id
 	calls      map[string]int
 	rateLimits map[string][]time.Duration
+	lose       map[string]int
 	failures   map[string][]string
 	lastTS     int64 // microseconds
 	seq        int
@@ -159,6 +160,7 @@ func NewServer() *Server {
 		tickets:    map[string]string{},
 		calls:      map[string]int{},
 		rateLimits: map[string][]time.Duration{},
+		lose:       map[string]int{},
 		failures:   map[string][]string{},
 	}
 	s.AddToken(Token, AllScopes...)
@@ -268,6 +270,16 @@ func (s *Server) Fail(method, code string, n int) {
 	for range n {
 		s.failures[method] = append(s.failures[method], code)
 	}
+}
+
+// Lose makes the next n calls of method do their work and then lose the
+// answer: HTTP 502, as a proxy in front of Slack answers when the backend
+// acted but its answer did not come back. The caller cannot know the call
+// took effect; a retried publish must find what landed.
+func (s *Server) Lose(method string, n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.lose[method] += n
 }
 
 // Calls returns how many requests method received, rate-limited and failed

@@ -37,7 +37,6 @@ import (
 	"hash/fnv"
 	"io/fs"
 	"log/slog"
-	"math/rand/v2"
 	"os"
 	"path"
 	"path/filepath"
@@ -49,6 +48,7 @@ import (
 	"time"
 
 	"github.com/firstlook/firstlook/evidence"
+	"github.com/firstlook/firstlook/evidence/retry"
 )
 
 const (
@@ -467,12 +467,6 @@ func (s *Store) Run(ctx context.Context) error {
 		return errors.New("spool: Run called twice")
 	}
 	defer s.running.Store(false)
-	var (
-		failures  int
-		lastLog   time.Time
-		suppress  int
-		firstFail time.Time
-	)
 	for {
 		s.mu.Lock()
 		var e *entry
@@ -488,47 +482,18 @@ func (s *Store) Run(ctx context.Context) error {
 				continue
 			}
 		}
-		err := s.upload(ctx, e)
-		if ctx.Err() != nil {
+		// Only ctx ends this loop: every failure is retried, the object
+		// stays spooled until the remote holds it.
+		pol := retry.Policy{
+			Name: "spool: upload " + e.key, Initial: minBackoff, Max: s.maxBackoff,
+			Log: s.log, LogEvery: failureLogEvery,
+		}
+		if err := retry.Do(ctx, pol, retry.Always, func(ctx context.Context) error { return s.upload(ctx, e) }); ctx.Err() != nil {
 			return nil
-		}
-		if err == nil {
-			if failures > 0 {
-				s.log.Info("spool: remote store reachable again; uploading", "down_for", time.Since(firstFail).Round(time.Second), "pending", s.Pending())
-			}
-			failures, suppress = 0, 0
-			continue
-		}
-		if failures == 0 {
-			firstFail = time.Now()
-		}
-		failures++
-		if time.Since(lastLog) >= failureLogEvery {
-			s.log.Warn("spool: upload failed; will retry", "key", e.key, "err", err,
-				"permanent", !Transient(err), "pending", s.Pending(), "failures_not_logged", suppress)
-			lastLog, suppress = time.Now(), 0
-		} else {
-			suppress++
-		}
-		t := time.NewTimer(backoff(failures, s.maxBackoff))
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return nil
-		case <-t.C:
+		} else if err != nil {
+			return fmt.Errorf("spool: upload %s: %w", e.key, err)
 		}
 	}
-}
-
-// backoff is the wait after the n-th failure in a row: exponential from
-// minBackoff, capped, with jitter so that many firstlook nodes coming
-// back do not upload in lockstep.
-func backoff(n int, maxWait time.Duration) time.Duration {
-	d := minBackoff << min(n-1, 16)
-	if d <= 0 || d > maxWait {
-		d = maxWait
-	}
-	return d/2 + rand.N(d/2+1)
 }
 
 // upload hands one spooled object to the remote and drops it from the

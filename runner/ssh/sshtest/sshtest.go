@@ -22,7 +22,9 @@
 // each host its own /var/log (say) in a mount namespace of its own, which
 // the test fills through HostDir; Options.Hide removes commands from a
 // host, as if they were not installed; Spawn starts a process on a host,
-// such as a daemon holding a file open.
+// such as a daemon holding a file open; Options.Tmpfs mounts a small
+// filesystem there to fill; Options.Users and Options.Sudoers add
+// unprivileged users and their sudo rules.
 //
 // It needs root, /usr/sbin/sshd, ip (iproute2) and unshare (util-linux); see
 // Require.
@@ -59,8 +61,9 @@ const (
 	// BastionName is the bastion's Endpoint name and hostname.
 	BastionName = "bastion"
 	// User is the login user on every server. The servers run as root and
-	// root can log in with a key only (PermitRootLogin prohibit-password):
-	// creating users would change the machine.
+	// root can log in with a key only (PermitRootLogin prohibit-password).
+	// Options.Users adds unprivileged users to the hosts, without changing
+	// the machine's own users.
 	User = "root"
 	// EnvRequire, set to "1", turns Require's skips into failures, for CI
 	// where the integration tests must run.
@@ -124,7 +127,28 @@ type Options struct {
 	// /usr/sbin, /usr/bin, /sbin and /bin that holds one removes them, so
 	// no PATH and no absolute path finds them. Needs overlayfs.
 	Hide map[string][]string
+	// Tmpfs maps a host name to small filesystems to mount there: a
+	// directory inside one of PrivateDirs (created if missing) → a tmpfs
+	// size such as "8m". Fill them through HostPath; df on the host shows
+	// them as they fill.
+	Tmpfs map[string]map[string]string
+	// Users are unprivileged login users on every host (not the
+	// bastion), uids from FirstUID, each with a home of its own and the
+	// IdentityFile key. They exist only in the hosts' mount namespaces,
+	// through private copies of /etc/passwd, /etc/group, /etc/shadow and
+	// /etc/hosts (so sudo resolves the hostname): the machine's files are
+	// untouched.
+	Users []string
+	// Sudoers maps a host name to the content of its
+	// /etc/sudoers.d/sshtest (a private /etc/sudoers.d, like the files
+	// above), e.g. "fl ALL=(root) NOPASSWD: /usr/bin/lsof -nP +L1". It
+	// needs Users and sudo installed.
+	Sudoers map[string]string
 }
+
+// FirstUID is the uid of Options.Users[0]; the next users get the next
+// uids.
+const FirstUID = 61000
 
 // Endpoint is how a client reaches one server.
 type Endpoint struct {
@@ -161,6 +185,10 @@ type Net struct {
 
 	cpuMu sync.Mutex
 	cpu   *cpuAccount // nil until ServerCPU's first call
+
+	// usersDir holds the Users' keys and homes, readable by them; empty
+	// without Users.
+	usersDir string
 }
 
 // node is one sshd in its namespace.
@@ -220,6 +248,27 @@ func New(t testing.TB, opts Options) *Net {
 	if len(opts.Hide) > 0 {
 		requireOverlay(t)
 	}
+	for h, fss := range opts.Tmpfs {
+		if !slices.Contains(hosts, h) {
+			t.Fatalf("sshtest: Tmpfs names %q, which is not one of the hosts %q", h, hosts)
+		}
+		for d := range fss {
+			if !slices.ContainsFunc(opts.PrivateDirs, func(p string) bool { return strings.HasPrefix(d, p+"/") }) || filepath.Clean(d) != d {
+				t.Fatalf("sshtest: Tmpfs %s on %s: want a clean path inside one of PrivateDirs %q", d, h, opts.PrivateDirs)
+			}
+		}
+	}
+	for _, u := range opts.Users {
+		if !hostnameRE.MatchString(u) || u == "root" {
+			t.Fatalf("sshtest: user %q: want a lower-case name other than root", u)
+		}
+	}
+	if len(opts.Sudoers) > 0 {
+		if len(opts.Users) == 0 {
+			t.Fatalf("sshtest: Sudoers without Users")
+		}
+		requireSudo(t)
+	}
 	if len(opts.PrivateDirs) > 0 || len(opts.Hide) > 0 {
 		if _, err := exec.LookPath("mount"); err != nil {
 			t.Fatalf("sshtest: PrivateDirs and Hide need mount (util-linux) in PATH")
@@ -246,6 +295,10 @@ func New(t testing.TB, opts Options) *Net {
 		if err := nd.prepare(opts.PrivateDirs, opts.Hide[h]); err != nil {
 			t.Fatalf("sshtest: %v", err)
 		}
+		if err := nd.prepareTmpfs(opts.Tmpfs[h]); err != nil {
+			t.Fatalf("sshtest: %v", err)
+		}
+
 		n.hosts = append(n.hosts, nd)
 	}
 	if opts.HopDelay != 0 {
@@ -256,6 +309,13 @@ func New(t testing.TB, opts Options) *Net {
 	}
 	if err := n.writeKeys(opts.HostCertificates); err != nil {
 		t.Fatalf("sshtest: %v", err)
+	}
+	if len(opts.Users) > 0 {
+		for _, nd := range n.hosts {
+			if err := n.prepareUsers(nd, opts.Users, opts.Sudoers[nd.name]); err != nil {
+				t.Fatalf("sshtest: %v", err)
+			}
+		}
 	}
 	var g errgroup.Group
 	for _, nd := range n.nodes() {
@@ -509,7 +569,13 @@ func (n *Net) sshdConfig(nd *node) string {
 		}
 	}
 	fmt.Fprintf(&b, "PidFile %s\n", filepath.Join(nd.dir, "sshd.pid"))
-	fmt.Fprintf(&b, "AuthorizedKeysFile %s\n", filepath.Join(n.dir, "authorized_keys"))
+	if n.usersDir != "" {
+		// Users read their keys as themselves: from a directory they
+		// can reach.
+		fmt.Fprintf(&b, "AuthorizedKeysFile %s %s\n", filepath.Join(n.dir, "authorized_keys"), filepath.Join(n.usersDir, "%u.keys"))
+	} else {
+		fmt.Fprintf(&b, "AuthorizedKeysFile %s\n", filepath.Join(n.dir, "authorized_keys"))
+	}
 	fmt.Fprintf(&b, "AllowTcpForwarding %s\n", forwarding)
 	// Sessions get a home of their own: bash sources ~/.bashrc for
 	// commands run by sshd, and the machine's root dotfiles (a pyenv
@@ -642,6 +708,9 @@ func (n *Net) cleanup() {
 		}
 	}
 	errs = append(errs, removeSlot(n.slot))
+	if n.usersDir != "" {
+		errs = append(errs, os.RemoveAll(n.usersDir))
+	}
 	if err := errors.Join(errs...); err != nil {
 		n.t.Errorf("sshtest: cleanup: %v", err)
 	}

@@ -247,3 +247,44 @@ func TestHostState(t *testing.T) {
 		n.Start("full")
 	})
 }
+
+// Users log in unprivileged, sudo does what Sudoers allows and nothing
+// else, and a Tmpfs is a filesystem of its own size on its host.
+func TestUsersSudoTmpfs(t *testing.T) {
+	n := sshtest.New(t, sshtest.Options{
+		Hosts:       []string{"host-1"},
+		PrivateDirs: []string{"/var/log"},
+		Tmpfs:       map[string]map[string]string{"host-1": {"/var/log/small": "4m"}},
+		Users:       []string{"fl"},
+		Sudoers:     map[string]string{"host-1": "fl ALL=(root) NOPASSWD: /usr/bin/id -u"},
+	})
+	if err := os.WriteFile(n.HostPath("host-1", "/var/log/small/x"), make([]byte, 3<<20), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	bcfg := clientConfig(t, n)
+	bastion, err := xssh.Dial("tcp", n.Bastion().Addr, bcfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bastion.Close()
+	cfg := clientConfig(t, n)
+	cfg.User = "fl"
+	c := hostClient(t, bastion, n.Host("host-1").Addr, cfg)
+	defer c.Close()
+	for cmd, want := range map[string]string{
+		"id -un; id -u":                   "fl\n61000\n",
+		"sudo -n id -u":                   "0\n",
+		"sudo -n id -un 2>&1 | head -n 1": "sudo: a password is required\n",
+		"df -P /var/log/small | awk 'NR == 2 { print $2, $5 }'": "4096 75%\n",
+	} {
+		s, err := c.NewSession()
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, err := s.CombinedOutput(cmd)
+		s.Close()
+		if string(out) != want {
+			t.Errorf("%s: got %q (%v), want %q", cmd, out, err, want)
+		}
+	}
+}

@@ -34,7 +34,12 @@ type testKey struct{ pkg, test string }
 var skipReason = regexp.MustCompile(`^\s+[^\s:]+\.go:\d+: (.*)$`)
 
 func main() {
-	failed, err := summarize(os.Stdin, os.Stdout, os.Geteuid() == 0)
+	var progress io.Writer = io.Discard
+	if fi, err := os.Stderr.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
+		// A person at a terminal sees packages finish as they do.
+		progress = os.Stderr
+	}
+	failed, err := summarize(os.Stdin, os.Stdout, progress, os.Geteuid() == 0)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "testsummary:", err)
 		os.Exit(2)
@@ -45,8 +50,9 @@ func main() {
 }
 
 // summarize copies the interesting part of the event stream in to out and
-// reports whether anything failed.
-func summarize(in io.Reader, out io.Writer, root bool) (bool, error) {
+// reports whether anything failed. Package result lines also go to
+// progress as they come.
+func summarize(in io.Reader, out, progress io.Writer, root bool) (bool, error) {
 	var (
 		failed  bool
 		buf     = map[testKey][]string{}
@@ -70,6 +76,7 @@ func summarize(in io.Reader, out io.Writer, root bool) (bool, error) {
 			// "PASS" alone is what -v prints; plain go test does not.
 			if e.Output != "PASS\n" && !strings.HasPrefix(e.Output, "=== ") {
 				results = append(results, e.Output)
+				fmt.Fprint(progress, e.Output)
 			}
 		case e.Action == "output":
 			buf[k] = append(buf[k], e.Output)

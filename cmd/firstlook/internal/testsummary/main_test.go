@@ -33,7 +33,8 @@ func TestSummarize(t *testing.T) {
 		`{"Action":"pass","Package":"github.com/firstlook/firstlook/b"}`,
 	}, "\n")
 	var out bytes.Buffer
-	failed, err := summarize(strings.NewReader(in), &out, false)
+	var progress bytes.Buffer
+	failed, err := summarize(strings.NewReader(in), &out, &progress, false)
 	if err != nil || !failed {
 		t.Fatalf("got failed=%v err=%v, want failed", failed, err)
 	}
@@ -51,6 +52,9 @@ FAIL
 FAIL	github.com/firstlook/firstlook/a	0.1s
 ok  	github.com/firstlook/firstlook/b	0.2s
 `
+	if !strings.HasSuffix(want, progress.String()) {
+		t.Errorf("progress %q is not the closing lines", progress.String())
+	}
 	if out.String() != want {
 		t.Errorf("got:\n%s\nwant:\n%s", out.String(), want)
 	}
