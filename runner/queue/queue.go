@@ -11,9 +11,12 @@
 // JetStream provides the guarantees the design needs without home-made
 // machinery: Put returns only after the stream has stored the trigger (on
 // disk, or on a quorum of the cluster), publish de-duplication by message id
-// turns a redelivered webhook into no second job, ack-wait redelivery and a
-// delivery cap recover from crashed workers, and the bucket's revisions give
-// compare-and-set.
+// turns a redelivered webhook into no second job while its job is stored,
+// and a bucket of finished jobs' ids (entries expiring after the duplicate
+// window) once it is not; ack-wait redelivery and a cap on attempts recover
+// from crashed workers; the buckets' revisions give compare-and-set; and a
+// bucket whose entries expire a few seconds after their holder stops
+// renewing them gives leases that die with their holder.
 package queue
 
 import (
