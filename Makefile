@@ -51,6 +51,7 @@ test: tools lint
 
 lint: $(STATICCHECK)
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	@out=$$($(GO) run golang.org/x/tools/cmd/goimports@v0.51.0 -l -local github.com/firstlook/firstlook $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "import groups (std, third-party, github.com/firstlook/firstlook) needed: goimports -w -local github.com/firstlook/firstlook"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
 	$(STATICCHECK) $(PKGS)
 
@@ -111,6 +112,7 @@ bench:
 	$(GO) test -run '^$$' -bench Intake -benchtime 100000x -count 1 -timeout 30m ./cmd/firstlook/ | grep -v '^Benchmark'
 	$(GO) test -run '^$$' -bench Storm -benchtime 1x -count 1 -timeout 30m ./cmd/firstlook/ | grep -v '^Benchmark'
 	$(GO) test -run '^$$' -bench PlaybookSSH -benchtime 8x -count 1 -timeout 15m ./runner/internal/sshbench/ | grep -v '^Benchmark'
+	$(GO) test -run '^$$' -bench Redact -benchtime 5x -count 1 -timeout 10m ./evidence/ | grep -v '^Benchmark'
 
 clean:
 	rm -rf bin .demo .tools

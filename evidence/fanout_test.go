@@ -1,13 +1,10 @@
 package evidence_test
 
 import (
-	"encoding/json"
 	"fmt"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/slack-go/slack"
 
 	"github.com/firstlook/firstlook/evidence"
 )
@@ -85,8 +82,6 @@ func TestRenderFanout(t *testing.T) {
 		t.Errorf("got manifest %+v", m)
 	}
 	golden(t, "fanout.md", []byte(evidence.Markdown(rep)))
-	blocks, _ := json.MarshalIndent(slack.Blocks{BlockSet: evidence.SlackBlocks(rep)}, "", "  ")
-	golden(t, "fanout.blocks.json", append(blocks, '\n'))
 	if txt := evidence.Text(rep); txt != "firstlook: linux-baseline on group web: 5 hosts, 4 ok, 2 differ; CRIT web-3: / 97% full, 1 GiB free" {
 		t.Errorf("got %q", txt)
 	}

@@ -2,11 +2,13 @@ package evidence
 
 import (
 	"bytes"
+	"encoding/base64"
 	"fmt"
 	"math"
 	"regexp"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"unicode/utf8"
 )
@@ -41,10 +43,15 @@ type rule struct {
 	// keywords (lowercase): the rule runs only near one of them; none =
 	// over the whole text.
 	keywords []string
-	// multiline rules can match across lines: their search window reaches
-	// further than the keyword's neighbouring lines.
-	multiline bool
-	allow     []*allowlist
+	// back is how far before its keyword a match may start; reach how far
+	// past its keyword's line it may run, for rules that match across
+	// lines (0: they do not). See window.
+	back, reach int
+	// opWithin, when set, is how close after the keyword one of ops must
+	// be for a match: rules of the form key name, operator, value.
+	opWithin int
+	ops      string
+	allow    []*allowlist
 	// check, when set, must accept the secret.
 	check func(secret []byte) bool
 }
@@ -62,8 +69,8 @@ var own = []struct {
 }{
 	// A key block: its END line closes it; cut short (by truncation,
 	// head), its lines of base64 and headers, literal "\n" in JSON too.
-	{"private-key", `-----BEGIN [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----(?:[A-Za-z0-9+/=:,\s\\-])*?-----END [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----`, []string{"-----begin "}, nil},
-	{"private-key", `-----BEGIN [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----(?:\r?\n|\\n)(?:(?:[A-Za-z0-9+/=]+|[A-Za-z-]+: [^\r\n]*)?(?:\r?\n|\\n))*(?:[A-Za-z0-9+/=]+$)?`, []string{"-----begin "}, nil},
+	{"private-key", `-----BEGIN [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----(?:[A-Za-z0-9+/=:,\s\\-])*?-----END [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----`, []string{"-----begin "}, keyBlock},
+	{"private-key", `-----BEGIN [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----(?:\r?\n|(?:\\+r)?\\+n)(?:(?:[A-Za-z0-9+/=]+|[A-Za-z-]+: [^\r\n\\]*)?(?:\r?\n|(?:\\+r)?\\+n))*(?:[A-Za-z0-9+/=]+$)?`, []string{"-----begin "}, nil},
 	{"aws-access-key", `\b(?:AKIA|ASIA|ABIA|ACCA|AGPA|AIDA|AIPA|AKPA|ANPA|ANVA|APKA|AROA)[A-Z0-9]{16}\b`, []string{"akia", "asia", "abia", "acca", "agpa", "aida", "aipa", "akpa", "anpa", "anva", "apka", "aroa"}, nil},
 	{"aws-secret-key", `(?i)(?:aws_?secret_?access_?key|aws_?secret_?key|secret_?access_?key)["']?[ \t]*[:=][ \t]*["']?([A-Za-z0-9/+=]{40})`, []string{"secret"}, nil},
 	{"slack-token", `\bxox[abposre]-[A-Za-z0-9-]{10,}`, []string{"xox"}, nil},
@@ -71,20 +78,62 @@ var own = []struct {
 	{"slack-webhook", `https://hooks\.slack\.com/(?:services|workflows|triggers)/[A-Za-z0-9/_-]+`, []string{"hooks.slack.com"}, nil},
 	{"pagerduty-token", `(?i)token token=([A-Za-z0-9_+\-]{20,})`, []string{"token token="}, nil},
 	{"pagerduty-token", `\bu\+[A-Za-z0-9_-]{18}\b`, []string{"u+"}, nil},
-	{"pagerduty-key", `(?i)(?:routing|integration|service)[_-]?key["']?[ \t]*[:=][ \t]*["']?([a-fA-F0-9]{32}|R[A-Z0-9]{31})\b`, []string{"key"}, nil},
+	{"pagerduty-key", `(?i)(?:routing|integration|service)[_-]?key["']?[ \t]*[:=][ \t]*["']?([a-fA-F0-9]{32}|R[A-Z0-9]{31})\b`, []string{"routing_key", "routing-key", "routingkey", "integration_key", "integration-key", "integrationkey", "service_key", "service-key", "servicekey"}, nil},
+	// A PEM private key in base64, as in a Kubernetes Secret's tls.key.
+	{"private-key", `\bLS0tLS1CRUdJTi[A-Za-z0-9+/]{40,}={0,2}`, []string{"ls0tls1crudjti"}, encodedKey},
 	{"azure-storage-key", `(?i)(?:account_?key|shared_?access_?key)[ \t]*[:=][ \t]*["']?([A-Za-z0-9+/]{20,}={0,2})`, []string{"accountkey", "account_key", "sharedaccesskey", "shared_access_key"}, nil},
 	{"url-secret", `(?i)[?&](?:sig|signature|x-amz-signature|x-amz-security-token|x-goog-signature|access_token|id_token|token|api_?key|password|passwd|secret|client_secret)=([^&\s"'#]{8,})`, []string{"sig=", "signature=", "token=", "key=", "password=", "passwd=", "secret="}, nil},
 	{"curl-user", `\bcurl\b[^\n]*?\s(?:-u|--user)(?:=|[ \t]+)["']?[^\s:"']*:([^\s"']{3,})`, []string{"curl"}, nil},
 	{"bearer", `(?i)\bbearer[ \t]+([A-Za-z0-9._~+/=-]{8,})`, []string{"bearer"}, tokenLike},
 	{"basic-auth", `(?i)\bbasic[ \t]+([A-Za-z0-9+/]{8,}={0,2})`, []string{"basic"}, tokenLike},
 	{"url-password", `\b[a-zA-Z][a-zA-Z0-9+.-]*://[^/\s:@]*:([^/\s]+)@`, []string{"://"}, nil},
-	{"password", `(?i)[\w.-]*(?:password|passwd|passphrase|secret|api_?key|access_?key|access_?token|auth_?token|refresh_?token|private_?key|_pass|_pwd)[\w.-]*["']?[ \t]*[:=][ \t]*(?:"([^"\r\n]{3,})"|'([^'\r\n]{3,})'|([^\s"',;]{3,}))`, []string{"pass", "pwd", "secret", "key", "token"}, nil},
+	{"password", `(?i)[\w.-]*(?:password|passwd|passphrase|secret|api[_-]?key|access[_-]?key|access[_-]?token|auth[_-]?token|refresh[_-]?token|private[_-]?key|_pass|_pwd)[\w.-]{0,40}["']?[ \t]{0,8}[:=][ \t]*(?:"([^"\r\n]{3,})"|'([^'\r\n]{3,})'|([^\s"',;]{3,}))`, []string{"pass", "pwd", "secret", "key", "token"}, nil},
 	{"password", `(?i)--[\w-]*(?:password|passwd|passphrase|secret|token|api-?key)[ \t]+([^\s"'-][^\s"']{2,})`, []string{"--"}, nil},
+	{"password", `(?i)\b(?:mysql\w*|mariadb\w*|sshpass|(?:docker|podman|buildah|skopeo) login)\b[^\n]*?[ \t]-p[ \t]*(?:'([^'\n]+)'|"([^"\n]+)"|([^\s'"-][^\s'"]*))`, []string{"mysql", "mariadb", "sshpass", " login"}, nil},
+	{"password", `(?i)\bredis-cli\b[^\n]*?[ \t](?:-a|--pass)[ \t]+(?:'([^'\n]+)'|"([^"\n]+)"|(\S+))`, []string{"redis-cli"}, nil},
+	{"password", `(?i)\blogin[ \t]+\S+[ \t]+password[ \t]+(\S+)`, []string{"login"}, nil},
 }
 
 // ownAllow exempts key names that hold no secret (password_file=,
 // token_path=, secret_name=…) from the key=value rules.
 var ownAllow = &allowlist{target: "match", re: regexp.MustCompile(`(?i)^-*[\w.-]*(?:file|path|dir|length|len|size|policy|name|id|type|min|max|ttl|expiry|expires|url|uri|endpoint)["']?[ \t]*(?:[:=]|[ \t])`)}
+
+// keyBlock accepts a key block whose lines between BEGIN and END are key
+// material (base64, armour headers, also indented or with literal "\n"
+// in JSON): a block cut short matches only up to the next block's END,
+// and the output between them is not a secret.
+func keyBlock(s []byte) bool {
+	lines := bytes.Split(escapedNewline.ReplaceAll(s, []byte("\n")), []byte("\n"))
+	for _, l := range lines[1 : len(lines)-1] {
+		l = bytes.TrimSpace(l)
+		if i := bytes.Index(l, []byte(": ")); i > 0 && bytes.IndexFunc(l[:i], notHeaderName) < 0 {
+			continue
+		}
+		if bytes.IndexFunc(l, notBase64) >= 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// escapedNewline is a newline escaped once or more (JSON in JSON).
+var escapedNewline = regexp.MustCompile(`(?:\\+r)?\\+n`)
+
+func notHeaderName(r rune) bool {
+	return !('A' <= r && r <= 'Z' || 'a' <= r && r <= 'z' || r == '-')
+}
+
+func notBase64(r rune) bool {
+	return !('A' <= r && r <= 'Z' || 'a' <= r && r <= 'z' || '0' <= r && r <= '9' || r == '+' || r == '/' || r == '=')
+}
+
+// encodedKey accepts base64 whose text is a private key's BEGIN line.
+func encodedKey(s []byte) bool {
+	head := s[:min(len(s), 64)&^3]
+	dec := make([]byte, base64.StdEncoding.DecodedLen(len(head)))
+	n, _ := base64.StdEncoding.Decode(dec, head)
+	return bytes.Contains(dec[:n], []byte("PRIVATE KEY"))
+}
 
 // tokenLike rejects words that follow "Bearer" or "Basic" in prose.
 func tokenLike(s []byte) bool {
@@ -102,6 +151,9 @@ var builtins = sync.OnceValues(func() ([]rule, error) {
 	}
 	var specific, generic []rule
 	for _, ru := range gl {
+		if ru.kind == "private-key" {
+			ru.check = keyBlock
+		}
 		if bytes.Contains([]byte(ru.kind), []byte("generic")) {
 			generic = append(generic, ru)
 		} else {
@@ -112,9 +164,15 @@ var builtins = sync.OnceValues(func() ([]rule, error) {
 	for _, o := range own {
 		re := regexp.MustCompile(o.expr)
 		ru := rule{kind: o.kind, re: re, group: firstGroup, keywords: o.keywords, check: o.check,
-			multiline: o.kind == "private-key", allow: global}
+			allow: global, back: lookBack}
+		if o.kind == "private-key" {
+			ru.reach = keyReach
+		}
 		if o.kind == "password" {
 			ru.allow = append(slices.Clip(ru.allow), ownAllow)
+			if strings.HasPrefix(o.expr, "(?i)[") {
+				ru.opWithin, ru.ops = 40+1+8+1, ":="
+			}
 		}
 		out = append(out, ru)
 	}
@@ -196,14 +254,25 @@ func (r *Redactor) Redact(b []byte) ([]byte, int) {
 	}
 	marks := markers(b)
 	windows := make([][]region, len(r.rules))
+	// reach[ri]: a keyword of rule ri before it adds nothing to the
+	// rule's last window.
+	reach := make([]int, len(r.rules))
 	r.index.scan(b, func(w, p int) {
 		for _, ri := range r.byWord[w] {
-			ws := windows[ri]
-			if n := len(ws); n > 0 && ws[n-1].start <= p && p < ws[n-1].end {
+			if p < reach[ri] {
 				continue
 			}
-			win := window(b, p, r.rules[ri].multiline)
-			if n := len(ws); n > 0 && win.start <= ws[n-1].end && win.end >= ws[n-1].start {
+			ru := &r.rules[ri]
+			if ru.opWithin > 0 {
+				after := p + len(r.index.words[w])
+				if !bytes.ContainsAny(b[after:min(after+ru.opWithin, len(b))], ru.ops) {
+					continue
+				}
+			}
+			win, covered := window(b, p, ru.back, ru.reach)
+			reach[ri] = covered
+			ws := windows[ri]
+			if n := len(ws); n > 0 && win.start <= ws[n-1].end {
 				ws[n-1].start, ws[n-1].end = min(ws[n-1].start, win.start), max(ws[n-1].end, win.end)
 				continue
 			}
@@ -310,30 +379,65 @@ func allowed(lists []*allowlist, secret, match, b []byte, ms, me int) bool {
 	return false
 }
 
-// window is where a rule with a keyword at p is run: the keyword's line
-// and its neighbours, or for rules that region lines, from 4 KiB before to
-// 64 KiB after it (a private key block is at most a few KiB), in whole
-// lines.
-func window(b []byte, p int, multiline bool) region {
-	lineStart := func(i int) int { return bytes.LastIndexByte(b[:i], '\n') + 1 }
-	lineEnd := func(i int) int {
-		if e := bytes.IndexByte(b[i:], '\n'); e >= 0 {
+// Search windows. A keyword is part of its rule's match, near its start
+// (gitleaks' keywords are literal parts of the secret or of the key name
+// before it, at most some 80 bytes into the match), so a rule that stays
+// on one line runs from lookBack bytes before the keyword (keyBack for
+// the rules that allow at most 50 bytes of key name before it) to the end
+// of its line: this is what makes the full rule set cheap. Rules that run
+// over lines (a curl command continued with backslashes, a YAML Secret)
+// run on to the end of the sixth line after the keyword's (and at least
+// 1 KiB), private key blocks 24 KiB (an RSA 16384-bit key is 12.5 KiB).
+const (
+	lookBack   = 256
+	keyBack    = 64
+	multiReach = 1 << 10
+	keyReach   = 24 << 10
+)
+
+// lineCap bounds a one-line window after its keyword, so that a huge
+// line (minified JSON) is searched in pieces rather than once per keyword.
+const lineCap = 16 << 10
+
+// window is where a rule runs for its keyword at p. Keywords before
+// covered are left to this window: those on the same line, or when the
+// window ends before the line or spans lines, those at least half its
+// reach before its end. Every scan for a line end is bounded.
+func window(b []byte, p, back, reach int) (w region, covered int) {
+	// lineStart is the start of i's line, or lo if that is before lo.
+	lineStart := func(i, lo int) int {
+		lo = max(lo, 0)
+		return lo + bytes.LastIndexByte(b[lo:i], '\n') + 1
+	}
+	// lineEnd is the end of i's line, or hi if that is after hi.
+	lineEnd := func(i, hi int) int {
+		hi = min(hi, len(b))
+		if e := bytes.IndexByte(b[i:hi], '\n'); e >= 0 {
 			return i + e
 		}
-		return len(b)
+		return hi
 	}
-	if multiline {
-		return region{lineStart(max(p-4<<10, 0)), lineEnd(min(p+64<<10, len(b))), 0}
+	if reach == 0 {
+		end := lineEnd(p, p+lineCap)
+		covered = end
+		if end < len(b) && b[end] != '\n' {
+			covered = p + lineCap/2
+		}
+		return region{lineStart(p, p-back), end, 0}, covered
 	}
-	start := lineStart(p)
-	if start > 0 {
-		start = lineStart(start - 1)
+	from := max(p-back, 0)
+	start := lineStart(from, from-lineCap)
+	end := lineEnd(min(p+reach, len(b)), p+reach+lineCap)
+	if reach == multiReach {
+		e := lineEnd(p, p+8*reach)
+		for range 6 {
+			if e < min(p+8*reach, len(b)) {
+				e = lineEnd(e+1, p+8*reach)
+			}
+		}
+		end = max(end, e)
 	}
-	end := lineEnd(p)
-	if end < len(b) {
-		end = lineEnd(end + 1)
-	}
-	return region{start, end, 0}
+	return region{start, end, 0}, p + 1 + (end-p)/2
 }
 
 // markers are the [REDACTED:…] marks already in b; no secret is found in

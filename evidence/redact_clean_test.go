@@ -18,8 +18,8 @@ func TestRedactCleanOutput(t *testing.T) {
 		t.Fatal(err)
 	}
 	files, _ := filepath.Glob("testdata/redact/clean/*")
-	if len(files) < 12 {
-		t.Fatalf("found %d sample files, want the 12 of testdata/redact/clean", len(files))
+	if len(files) < 13 {
+		t.Fatalf("found %d sample files, want the 13 of testdata/redact/clean", len(files))
 	}
 	for _, f := range files {
 		b, err := os.ReadFile(f)

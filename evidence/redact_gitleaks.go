@@ -4,6 +4,7 @@ import (
 	_ "embed"
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 
 	"github.com/BurntSushi/toml"
@@ -163,7 +164,15 @@ func gitleaksRules(src string) (rules []rule, global []*allowlist, err error) {
 		if gr.SecretGroup > re.NumSubexp() {
 			return nil, nil, fmt.Errorf("parse gitleaks rules: %s: secretGroup %d of %d groups", gr.ID, gr.SecretGroup, re.NumSubexp())
 		}
-		ru := rule{kind: gr.ID, re: re, group: gr.SecretGroup, entropy: gr.Entropy, allow: global}
+		ru := rule{kind: gr.ID, re: re, group: gr.SecretGroup, entropy: gr.Entropy, allow: slices.Clip(global), back: lookBack}
+		if strings.HasPrefix(gr.Regex, `(?i)[\w.-]{0,50}?(?:`) {
+			ru.back = keyBack
+		}
+		// gitleaks' generated "semi-generic" rules: the keyword, up to 23
+		// bytes of name and space, then an operator.
+		if strings.Contains(gr.Regex, `)(?:[ \t\w.-]{0,20})[\s'"]{0,3}(?:=|>|:{1,3}=|\|\||:|=>|\?=|,)`) {
+			ru.opWithin, ru.ops = 20+3+1, "=>:|?,"
+		}
 		if gr.SecretGroup == 0 {
 			ru.group = firstGroup
 		}
@@ -180,7 +189,12 @@ func gitleaksRules(src string) (rules []rule, global []*allowlist, err error) {
 		ru.allow = append(ru.allow, targeted[gr.ID]...)
 		// Composite rules (required) report only next to their parts;
 		// redacting the primary alone is the safe reading.
-		ru.multiline = spansLines(gr.Regex)
+		if spansLines(gr.Regex) {
+			ru.reach = multiReach
+			if slices.Contains(ru.keywords, "-----begin") {
+				ru.reach = keyReach
+			}
+		}
 		rules = append(rules, ru)
 	}
 	return rules, global, nil

@@ -1,6 +1,7 @@
 package evidence_test
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -52,5 +53,35 @@ func TestRedactKeepsContext(t *testing.T) {
 				t.Errorf("%s: got %q, want it to start %q and a marker", s.Kind, got, keep)
 			}
 		}
+	}
+}
+
+// TestRedactLongLine: secrets in one huge line (minified JSON, a keyword
+// every few bytes) are found wherever they are; the line is searched in
+// bounded pieces.
+func TestRedactLongLine(t *testing.T) {
+	r, _ := evidence.NewRedactor(evidence.RedactConfig{})
+	var planted []redacttest.Secret
+	for _, s := range redacttest.Plant(3) {
+		if !strings.Contains(s.Text, "\n") {
+			planted = append(planted, s)
+		}
+	}
+	var b strings.Builder
+	b.WriteString("[")
+	for i := 0; b.Len() < 256<<10 || i%500 != 1; i++ {
+		fmt.Fprintf(&b, `{"id":%d,"api_version":"v1","key_name":"k%d","auth":"none","token_type":"access"},`, i, i)
+		if i%500 == 0 {
+			fmt.Fprintf(&b, "%q,", planted[i/500].Text)
+		}
+	}
+	b.WriteString("{}]")
+	got, n := r.RedactString(b.String())
+	if lines := strings.Count(got, "\n") + 1; lines != 1 || n < 2 {
+		t.Fatalf("got %d redactions, %d lines", n, lines)
+	}
+	want := planted[:(b.Len()/80)/500+1]
+	if leaks := redacttest.Leaks(got, want); len(leaks) > 0 {
+		t.Errorf("leaked %d of %d:\n%s", len(leaks), len(want), strings.Join(leaks, "\n"))
 	}
 }

@@ -5,18 +5,6 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
-
-	"github.com/slack-go/slack"
-)
-
-// Slack's Block Kit limits (https://api.slack.com/reference/block-kit/blocks):
-// 50 blocks per message, 3000 characters of text per section, 150 per
-// header, 75 per button label, 3000 per button URL.
-const (
-	SlackMaxBlocks      = 50
-	SlackMaxSectionText = 3000
-	SlackMaxHeaderText  = 150
-	slackMaxURL         = 3000
 )
 
 // How much of a step's output a summary shows: enough to answer "what is
@@ -121,140 +109,6 @@ func fanoutMarkdown(rep Report) string {
 	return sb.String()
 }
 
-func fanoutBlocks(rep Report) []slack.Block {
-	f := rep.Fanout
-	blocks := []slack.Block{
-		slack.NewHeaderBlock(slack.NewTextBlockObject(slack.PlainTextType, clip(fanoutHeadline(rep), SlackMaxHeaderText), true, false)),
-	}
-	if len(f.Differences) > 0 {
-		var ls []string
-		for _, d := range f.Differences {
-			ls = append(ls, "• "+slackEscape(d.String()))
-		}
-		blocks = append(blocks, section("*Differs from the rest:*\n"+strings.Join(ls, "\n")))
-	} else if len(f.Runs) >= 3 {
-		blocks = append(blocks, section("No host stands out from the rest."))
-	}
-	// Hosts, several per section, within the block budget.
-	var chunk []string
-	flush := func() {
-		if len(chunk) > 0 {
-			blocks = append(blocks, section(strings.Join(chunk, "\n")))
-			chunk = nil
-		}
-	}
-	size := 0
-	for _, r := range f.Runs {
-		m := r.Bundle.Manifest
-		line := fmt.Sprintf("%s %s — %s", slackRunMark(m), slackEscape(m.Host.Name), outcome(m))
-		if r.Link != "" && len(r.Link) < 1000 {
-			line = fmt.Sprintf("%s <%s|%s> — %s", slackRunMark(m), r.Link, slackEscape(m.Host.Name), outcome(m))
-		}
-		if size+len(line)+1 > SlackMaxSectionText-100 && len(blocks) < SlackMaxBlocks-1 {
-			flush()
-			size = 0
-		}
-		chunk = append(chunk, line)
-		size += len(line) + 1
-	}
-	flush()
-	return blocks
-}
-
-// slackFindings is the run's findings as one section, worst first, with
-// the steps' outcome (the header shows the worst finding), or nil.
-func slackFindings(m Manifest) slack.Block {
-	fs := Findings(m)
-	if len(fs) == 0 {
-		return nil
-	}
-	icon := map[Severity]string{SeverityCrit: ":red_circle:", SeverityWarn: ":large_orange_circle:", SeverityInfo: ":large_blue_circle:"}
-	ls := []string{"*Findings* (" + slackEscape(stepsHeadline(m)) + ")"}
-	for _, f := range fs {
-		ls = append(ls, fmt.Sprintf("%s *%s* %s _(%s)_", icon[f.Severity], strings.ToUpper(string(f.Severity)), slackEscape(f.Message), slackEscape(f.Step)))
-	}
-	return section(strings.Join(ls, "\n"))
-}
-
-func slackRunMark(m Manifest) string {
-	switch m.Status {
-	case StatusOK:
-		return ":white_check_mark:"
-	case StatusNotStarted:
-		return ":warning:"
-	}
-	return ":x:"
-}
-
-// SlackBlocks renders a run as Block Kit blocks within Slack's limits: a
-// header, the incident and links, then one section per step. Steps beyond
-// the block budget are folded into a last section.
-func SlackBlocks(rep Report) []slack.Block {
-	if rep.Fanout != nil {
-		return fanoutBlocks(rep)
-	}
-	m := rep.Bundle.Manifest
-	blocks := []slack.Block{
-		slack.NewHeaderBlock(slack.NewTextBlockObject(slack.PlainTextType, clip(Headline(m), SlackMaxHeaderText), true, false)),
-	}
-	ctx := []string{}
-	if m.Incident.ID != "" {
-		inc := "incident " + m.Incident.ID
-		if m.Incident.Number > 0 {
-			inc = fmt.Sprintf("incident #%d", m.Incident.Number)
-		}
-		if m.Incident.URL != "" {
-			inc = fmt.Sprintf("<%s|%s>", m.Incident.URL, slackEscape(inc))
-		}
-		ctx = append(ctx, inc)
-	}
-	if m.Host.Address != "" {
-		h := "`" + slackEscape(m.Host.Address) + "`"
-		if m.Host.Bastion != "" {
-			h += " via " + slackEscape(m.Host.Bastion)
-		}
-		ctx = append(ctx, h)
-	}
-	if d := runDuration(m); d > 0 {
-		ctx = append(ctx, d.String())
-	}
-	if len(ctx) > 0 {
-		blocks = append(blocks, slack.NewContextBlock("", slack.NewTextBlockObject(slack.MarkdownType, clip(strings.Join(ctx, " · "), SlackMaxSectionText), false, false)))
-	}
-	if m.Status == StatusNotStarted {
-		blocks = append(blocks, section(":warning: *Diagnostics could not run.* "+slackEscape(m.Error)))
-	}
-	if b := slackFindings(m); b != nil {
-		blocks = append(blocks, b)
-	}
-	if rep.Link != "" && len(rep.Link) <= slackMaxURL {
-		btn := slack.NewButtonBlockElement("firstlook_evidence", "evidence", slack.NewTextBlockObject(slack.PlainTextType, "Full evidence", false, false)).WithURL(rep.Link)
-		blocks = append(blocks, slack.NewActionBlock("", btn))
-	}
-	// Keep room for the footnote and a fold section.
-	budget := SlackMaxBlocks - len(blocks) - 2
-	for i, st := range m.Steps {
-		if i == budget && len(m.Steps) > budget {
-			var rest []string
-			for _, s := range m.Steps[i:] {
-				rest = append(rest, fmt.Sprintf("%s %s — %s", slackMark(s), slackEscape(s.Name), stepResult(s)))
-			}
-			blocks = append(blocks, section(fmt.Sprintf("…and %d more steps:\n%s", len(rest), strings.Join(rest, "\n"))))
-			break
-		}
-		text := fmt.Sprintf("%s *%d. %s* — %s", slackMark(st), i+1, slackEscape(st.Name), stepResult(st))
-		if lines := stepLines(rep.Bundle, st); len(lines) > 0 {
-			// Inside ``` only backticks need care.
-			text += "\n```" + strings.ReplaceAll(strings.Join(lines, "\n"), "```", "'''") + "```"
-		}
-		blocks = append(blocks, section(text))
-	}
-	if foot := footnote(m); foot != "" {
-		blocks = append(blocks, slack.NewContextBlock("", slack.NewTextBlockObject(slack.MarkdownType, clip(foot, SlackMaxSectionText), false, false)))
-	}
-	return blocks
-}
-
 // FullOutput is every step's command and kept output as one text file: what
 // the Slack thread carries for people who want all of it.
 func FullOutput(rep Report) []byte {
@@ -302,10 +156,6 @@ func FullOutput(rep Report) []byte {
 	return []byte(sb.String())
 }
 
-func section(text string) *slack.SectionBlock {
-	return slack.NewSectionBlock(slack.NewTextBlockObject(slack.MarkdownType, clip(text, SlackMaxSectionText), false, false), nil, nil)
-}
-
 func runDuration(m Manifest) time.Duration {
 	if m.EndedAt.IsZero() || m.StartedAt.IsZero() {
 		return 0
@@ -321,16 +171,6 @@ func stepMark(st Step) string {
 		return "[ok]"
 	}
 	return "[FAILED]"
-}
-
-func slackMark(st Step) string {
-	switch {
-	case st.Skipped:
-		return ":black_right_pointing_double_triangle_with_vertical_bar:"
-	case st.OK():
-		return ":white_check_mark:"
-	}
-	return ":x:"
 }
 
 // stepResult says how a step ended: "exit 0, 23ms", "timed out after 1s",
@@ -418,10 +258,4 @@ func clip(s string, n int) string {
 	}
 	r := []rune(s)
 	return string(r[:n-1]) + "…"
-}
-
-// slackEscape escapes the three characters Slack's mrkdwn treats as
-// control sequences (https://api.slack.com/reference/surfaces/formatting#escaping).
-func slackEscape(s string) string {
-	return strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;").Replace(s)
 }

@@ -2,16 +2,12 @@ package evidence_test
 
 import (
 	"bytes"
-	"encoding/json"
 	"flag"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
-	"unicode/utf8"
-
-	"github.com/slack-go/slack"
 
 	"github.com/firstlook/firstlook/evidence"
 )
@@ -108,11 +104,6 @@ func TestRender(t *testing.T) {
 	for name, rep := range cases {
 		t.Run(name, func(t *testing.T) {
 			golden(t, name+".md", []byte(evidence.Markdown(rep)))
-			blocks, err := json.MarshalIndent(slack.Blocks{BlockSet: evidence.SlackBlocks(rep)}, "", "  ")
-			if err != nil {
-				t.Fatal(err)
-			}
-			golden(t, name+".blocks.json", append(blocks, '\n'))
 			golden(t, name+".txt", evidence.FullOutput(rep))
 		})
 	}
@@ -128,37 +119,5 @@ func TestHeadline(t *testing.T) {
 	}
 	if got, want := evidence.Headline(cases["ok"].Bundle.Manifest), "linux-baseline on web-1: 2/3 steps ok"; got != want {
 		t.Errorf("without findings: Headline = %q, want %q", got, want)
-	}
-}
-
-// TestSlackLimits: whatever the run, the blocks stay within Slack's limits.
-func TestSlackLimits(t *testing.T) {
-	var steps []stepSpec
-	for range 80 {
-		steps = append(steps, stepSpec{name: strings.Repeat("n", 300), cmd: "x", out: strings.Repeat("é", 10000) + "\n" + strings.Repeat("```", 500), ms: 1})
-	}
-	rep := run(evidence.StatusOK, "", steps...)
-	rep.Bundle.Manifest.Host.Name = strings.Repeat("h", 400)
-	blocks := evidence.SlackBlocks(rep)
-	if len(blocks) > evidence.SlackMaxBlocks {
-		t.Fatalf("got %d blocks, want at most %d", len(blocks), evidence.SlackMaxBlocks)
-	}
-	raw, _ := json.Marshal(slack.Blocks{BlockSet: blocks})
-	var decoded []map[string]any
-	_ = json.Unmarshal(raw, &decoded)
-	for i, bl := range decoded {
-		if txt, ok := bl["text"].(map[string]any); ok {
-			s := txt["text"].(string)
-			limit := evidence.SlackMaxSectionText
-			if bl["type"] == "header" {
-				limit = evidence.SlackMaxHeaderText
-			}
-			if n := utf8.RuneCountInString(s); n > limit || !utf8.ValidString(s) {
-				t.Errorf("block %d (%s): %d characters, limit %d", i, bl["type"], n, limit)
-			}
-		}
-	}
-	if last := decoded[len(decoded)-1]; !strings.Contains(string(raw), "more steps") {
-		t.Errorf("steps beyond the budget were not folded; last block %v", last)
 	}
 }

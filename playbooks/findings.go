@@ -321,7 +321,7 @@ func formatNumber(v float64) string { return strconv.FormatFloat(v, 'f', -1, 64)
 
 // compileFinding checks a decoded rule: its pattern's captures, its
 // thresholds' params, its message. The errors are at the rule's keys.
-func (d *decoder) compileFinding(where string, fd *findingDraft, declared func(string) (string, bool)) {
+func (d *decoder) compileFinding(where string, fd *findingDraft, declared func(string) (string, bool), params []string) {
 	r := &fd.rule
 	if r.Pattern == nil {
 		return
@@ -369,7 +369,7 @@ func (d *decoder) compileFinding(where string, fd *findingDraft, declared func(s
 			def, ok := declared(th.Param)
 			switch {
 			case !ok:
-				d.fail(at, where+"."+t.key+"."+sev.String(), "unknown param %q; declare it under params with a numeric default, or write a number", th.Param)
+				d.fail(at, where+"."+t.key+"."+sev.String(), "unknown param %q%s declare it under params with a numeric default, or write a number", th.Param, orSemicolon(didYouMean(th.Param, params)))
 			case !isNumber(def):
 				d.fail(at, where+"."+t.key+"."+sev.String(), "param %q has the default %q, which is not a number", th.Param, def)
 			}

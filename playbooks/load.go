@@ -354,13 +354,21 @@ func (d *decoder) finishFindings(pb *Playbook, sd *stepDraft) {
 		v, ok := pb.Params[name]
 		return v, ok
 	}
+	var params []string
+	for k := range pb.Params {
+		params = append(params, k)
+	}
+	for k := range sd.step.Params {
+		params = append(params, k)
+	}
+	sort.Strings(params)
 	seen := map[string]int{}
 	for _, fd := range sd.findings {
 		if first, dup := seen[fd.rule.Name]; dup && fd.rule.Name != "" {
 			d.fail(fd.entries["name"].val, fd.where+".name", "duplicate finding name %q (first at line %d); finding names must be unique in a step", fd.rule.Name, first)
 		}
 		seen[fd.rule.Name] = fd.node.Line
-		d.compileFinding(fd.where, fd, declared)
+		d.compileFinding(fd.where, fd, declared, params)
 		sd.step.Findings = append(sd.step.Findings, fd.rule)
 	}
 }

@@ -123,7 +123,7 @@ var invalidCases = []struct {
 	}},
 	{"finding-threshold.yaml", []string{
 		"10:23: steps[0].findings[0].above.warn: param \"warn_pct\" has the default \"high\", which is not a number",
-		"10:39: steps[0].findings[0].above.crit: unknown param \"crit_pc\"; declare it under params",
+		"10:39: steps[0].findings[0].above.crit: unknown param \"crit_pc\"; did you mean \"crit_pct\"? declare it under params",
 	}},
 	{"finding-kinds.yaml", []string{
 		"6:9: steps[0].findings[0]: give exactly one of severity, above or below",

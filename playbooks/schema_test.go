@@ -148,6 +148,9 @@ func TestJSONSchemaRejects(t *testing.T) {
 		"exit code 256":         "name: x\nsteps: [{name: a, run: b}, {name: c, run: d, when: {step: a, exit_code: 256}}]",
 		"param name":            "name: x\nparams: {my-unit: a}\nsteps: [{name: a, run: b}]",
 		"empty service list":    "name: x\nmatch: {services: []}\nsteps: [{name: a, run: b}]",
+		"finding no message":    "name: x\nsteps: [{name: a, run: b, findings: [{name: f, pattern: x, severity: warn}]}]",
+		"finding two kinds":     "name: x\nsteps: [{name: a, run: b, findings: [{name: f, pattern: x, severity: warn, above: {crit: 1}, value: v, message: m}]}]",
+		"finding bad threshold": "name: x\nsteps: [{name: a, run: b, findings: [{name: f, pattern: x, value: v, above: {critical: 1}, message: m}]}]",
 	}
 	for name, src := range docs {
 		var doc any

@@ -9,6 +9,7 @@ import (
 
 	"github.com/firstlook/firstlook/evidence"
 	"github.com/firstlook/firstlook/runner"
+	"github.com/firstlook/firstlook/runner/failpoint"
 )
 
 // sink is a publisher that keeps what it was sent and, like the real
@@ -69,13 +70,12 @@ func TestPublishExactlyOnce(t *testing.T) {
 				Dialer:     fixed(nil),
 				Store:      e.store,
 				Publishers: []evidence.Publisher{pd, sl},
-				Failpoints: func(p string) bool { return p == point && fired.CompareAndSwap(false, true) },
 				Log:        quiet(),
 			})
 			if err != nil {
 				t.Fatal(err)
 			}
-			ctx, cancel := context.WithCancel(context.Background())
+			ctx, cancel := context.WithCancel(failpoint.With(context.Background(), func(p string) bool { return p == point && fired.CompareAndSwap(false, true) }))
 			done := make(chan error, 1)
 			go func() { done <- r.Run(ctx) }()
 			defer func() { cancel(); <-done }()

@@ -25,6 +25,7 @@ import (
 	"github.com/firstlook/firstlook/evidence/retry"
 	"github.com/firstlook/firstlook/hooks"
 	"github.com/firstlook/firstlook/playbooks"
+	"github.com/firstlook/firstlook/runner/failpoint"
 	"github.com/firstlook/firstlook/runner/inventory"
 	"github.com/firstlook/firstlook/runner/queue"
 	"github.com/firstlook/firstlook/runner/ssh"
@@ -140,10 +141,6 @@ type Options struct {
 	// Publishers take each stored run to the PagerDuty incident, the
 	// Slack channel…, in this order.
 	Publishers []evidence.Publisher
-	// Failpoints, in tests only, names the points where a job stops dead
-	// as if its worker were killed ("store:after",
-	// "publish:<sink>:before", "publish:<sink>:after").
-	Failpoints func(point string) bool
 	// Params are per-service playbook parameter overrides: service name
 	// or id → parameter → value.
 	Params  map[string]map[string]string
@@ -194,7 +191,7 @@ func New(opts Options) (*Runner, error) {
 	return &Runner{
 		cfg: cfg, jobs: opts.Jobs, state: opts.State, leases: opts.Leases, inv: opts.Inventory,
 		playbooks: opts.Playbooks, dialer: opts.Dialer, store: opts.Store,
-		alerts: opts.Alerts, redactor: red, publishers: opts.Publishers, failpoints: opts.Failpoints,
+		alerts: opts.Alerts, redactor: red, publishers: opts.Publishers,
 		params: opts.Params, version: opts.Version,
 		log: log, now: time.Now,
 	}, nil
@@ -207,6 +204,8 @@ func (r *Runner) Run(ctx context.Context) error {
 	if r.jobs == nil || r.state == nil || r.leases == nil || r.dialer == nil || r.store == nil {
 		return errors.New("runner: jobs, state, leases, dialer and store are required to run jobs")
 	}
+	// Tests stop jobs dead at failpoints given through ctx.
+	r.failpoints = failpoint.From(ctx)
 	jobCtx, stopJobs := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopJobs()
 	var wg sync.WaitGroup

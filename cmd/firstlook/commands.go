@@ -263,7 +263,7 @@ func replayCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	events := cfg.PagerDuty.Events
 	if len(events) == 0 {
-		events = pagerduty.DefaultEvents
+		events = pagerduty.DefaultEvents()
 	}
 	fmt.Fprintf(stdout, "event:    %s\nincident: %s #%d %q\nservice:  %s (%s)\n", t.Event, t.Incident.ID, t.Incident.Number, t.Incident.Title, t.Incident.Service.Name, t.Incident.Service.ID)
 	if !slices.Contains(events, t.Event) {

@@ -19,6 +19,7 @@ import (
 	"github.com/firstlook/firstlook/evidence/store/dir"
 	"github.com/firstlook/firstlook/evidence/store/s3"
 	"github.com/firstlook/firstlook/evidence/store/spool"
+	"github.com/firstlook/firstlook/evidence/webhook"
 	"github.com/firstlook/firstlook/hooks/pagerduty"
 	"github.com/firstlook/firstlook/playbooks/library"
 	"github.com/firstlook/firstlook/playbooks/yamlfile"
@@ -50,6 +51,7 @@ type Config struct {
 	Playbooks PlaybooksConfig `yaml:"playbooks"`
 	Evidence  EvidenceConfig  `yaml:"evidence"`
 	Slack     SlackConfig     `yaml:"slack"`
+	Webhook   WebhookConfig   `yaml:"webhook"`
 	Runner    runner.Config   `yaml:"runner"`
 	// Params are per-service playbook parameter overrides: service name or
 	// id → parameter → value.
@@ -107,6 +109,15 @@ type SlackConfig struct {
 	BotToken Secret `yaml:"bot_token"`
 	// BotTokenFile is bot_token: {file: path}, kept for older configs.
 	BotTokenFile string `yaml:"bot_token_file"`
+}
+
+// WebhookConfig is the webhook section: the sink's Config and the secret
+// that signs its requests. The sink is on when url is set.
+type WebhookConfig struct {
+	webhook.Config `yaml:",inline"`
+	// Secret signs every request (HMAC-SHA256); the receiver holds the
+	// same.
+	Secret Secret `yaml:"secret"`
 }
 
 // InventoryConfig is the inventory section: the static inventory (a file
@@ -336,6 +347,12 @@ func (c *Config) problems() []error {
 	check("ssh", c.SSH.Validate())
 	if c.Slack.BotToken.IsSet() {
 		check("slack", c.Slack.Validate())
+	}
+	if c.Webhook.URL != "" {
+		check("webhook", c.Webhook.Validate())
+		if !c.Webhook.Secret.IsSet() {
+			check("webhook.secret", errors.New("required: the receiver verifies every request with it (openssl rand -hex 32)"))
+		}
 	}
 	if c.Evidence.S3 != nil {
 		check("evidence.s3", c.Evidence.S3.Validate())

@@ -163,12 +163,19 @@ func (e *env) serve() {
 // Serve's error.
 func startServe(tb testing.TB, opts ServeOptions) (string, func() error) {
 	tb.Helper()
+	return startServeCtx(tb, context.Background(), opts)
+}
+
+// startServeCtx is startServe with a base context: one carrying
+// failpoints (runner/failpoint).
+func startServeCtx(tb testing.TB, base context.Context, opts ServeOptions) (string, func() error) {
+	tb.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		tb.Fatal(err)
 	}
 	opts.Listener = ln
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(base)
 	done := make(chan error, 1)
 	go func() { done <- Serve(ctx, opts) }()
 	url := "http://" + ln.Addr().String()

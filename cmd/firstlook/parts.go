@@ -12,6 +12,7 @@ import (
 	"github.com/firstlook/firstlook/evidence/store/dir"
 	"github.com/firstlook/firstlook/evidence/store/s3"
 	"github.com/firstlook/firstlook/evidence/store/spool"
+	"github.com/firstlook/firstlook/evidence/webhook"
 	"github.com/firstlook/firstlook/hooks/pagerduty"
 	"github.com/firstlook/firstlook/playbooks"
 	"github.com/firstlook/firstlook/playbooks/library"
@@ -145,29 +146,43 @@ func (c *Config) runParts(ctx context.Context, spooled bool, log *slog.Logger) (
 }
 
 // publishers are the sinks runs go to, in order: the PagerDuty note first
-// (the incident is where responders look first), then Slack.
+// (the incident is where responders look first), then Slack, then the
+// webhook. Each sink is one line: its config key, whether it is on, and how
+// it is built (its config, its secret, its logger).
 func (c *Config) publishers(log *slog.Logger) ([]evidence.Publisher, error) {
-	var out []evidence.Publisher
-	if c.PagerDuty.Notes.From != "" {
-		pd, err := pdnotes.New(c.PagerDuty.Notes, c.PagerDuty.APIToken.Value(), pdnotes.WithLogger(log.With("sink", "pagerduty")))
-		if err != nil {
-			return nil, fmt.Errorf("pagerduty.notes: %w", err)
-		}
-		out = append(out, pd)
+	sinks := []struct {
+		key   string
+		on    bool
+		build func() (evidence.Publisher, error)
+	}{
+		{"pagerduty.notes", c.PagerDuty.Notes.From != "", build(pdnotes.New, c.PagerDuty.Notes, c.PagerDuty.APIToken.Value(), pdnotes.WithLogger(log.With("sink", "pagerduty")))},
+		{"slack", c.Slack.BotToken.IsSet(), build(slackpub.New, c.Slack.Config, c.Slack.BotToken.Value(), slackpub.WithLogger(log.With("sink", "slack")))},
+		{"webhook", c.Webhook.URL != "", build(webhook.New, c.Webhook.Config, c.Webhook.Secret.Value(), webhook.WithLogger(log.With("sink", "webhook")))},
 	}
-	if c.Slack.BotToken.IsSet() {
-		sp, err := slackpub.New(c.Slack.Config, c.Slack.BotToken.Value(), slackpub.WithLogger(log.With("sink", "slack")))
-		if err != nil {
-			return nil, fmt.Errorf("slack: %w", err)
+	var out []evidence.Publisher
+	for _, s := range sinks {
+		if !s.on {
+			continue
 		}
-		out = append(out, sp)
+		p, err := s.build()
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", s.key, err)
+		}
+		out = append(out, p)
 	}
 	return out, nil
+}
+
+// build defers a publisher's constructor, New(cfg, secret, opts...), to
+// when its sink is known to be on.
+func build[C any, O any, P evidence.Publisher](newf func(C, string, ...O) (P, error), cfg C, secret string, opts ...O) func() (evidence.Publisher, error) {
+	return func() (evidence.Publisher, error) { return newf(cfg, secret, opts...) }
 }
 
 var (
 	_ evidence.Publisher = (*pdnotes.Publisher)(nil)
 	_ evidence.Publisher = (*slackpub.Publisher)(nil)
+	_ evidence.Publisher = (*webhook.Publisher)(nil)
 )
 
 func (p *parts) close() {

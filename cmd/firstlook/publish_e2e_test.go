@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/firstlook/firstlook/evidence/slack/slacktest"
+	"github.com/firstlook/firstlook/runner/failpoint"
 )
 
 // TestServePublishesExactlyOnce: serve with the real PagerDuty and Slack
@@ -41,7 +43,7 @@ func TestServePublishesExactlyOnce(t *testing.T) {
 	}
 	lines := &lineLog{next: &testLog{t: t}}
 	log := slog.New(slog.NewTextHandler(lines, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	url, stop := startServe(t, ServeOptions{Config: c, Log: log, Failpoints: fail})
+	url, stop := startServeCtx(t, failpoint.With(context.Background(), fail), ServeOptions{Config: c, Log: log})
 	t.Cleanup(func() { _ = stop() })
 	e.url = url
 

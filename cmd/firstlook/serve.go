@@ -48,9 +48,6 @@ type ServeOptions struct {
 	// NoWorkers runs the intake alone: jobs are stored and stay queued.
 	// The benchmark uses it to measure the intake by itself.
 	NoWorkers bool
-	// Failpoints, in tests only, stops a job dead at the named points
-	// (see runner.Options.Failpoints).
-	Failpoints func(point string) bool
 }
 
 // Serve runs the intake and the workers until ctx ends, then shuts down in
@@ -79,7 +76,6 @@ func Serve(ctx context.Context, opts ServeOptions) error {
 	ro.Jobs = runner.QueueJobs(q)
 	ro.State = q.State()
 	ro.Leases = runner.QueueLeases(q)
-	ro.Failpoints = opts.Failpoints
 	r, err := runner.New(ro)
 	if err != nil {
 		return err

@@ -207,6 +207,18 @@ func Plant(seed uint64) []Secret {
 	one("env SECRET_KEY_BASE", "SECRET_KEY_BASE=%s", g.s(hexs, 128))
 	one("env API_KEY", "API_KEY=%s", g.s(alnum, 32))
 	one("command line password flag", "/usr/bin/pgbouncer --password %s -q", g.password())
+	one("mysql -p", "mysql -h db -u root -p%s shop -e 'show processlist'", g.password())
+	one("sshpass -p", "sshpass -p '%s' ssh deploy@web-1 uptime", g.password())
+	one("redis-cli -a", "redis-cli -h cache -a %s info memory", g.s(alnum, 16))
+	one("docker login -p", "docker login -u ci -p %s registry.example.com", g.password())
+	one(".netrc", "machine api.example.com login ops@example.com password %s", g.password())
+	one("x-api-key header", "< x-api-key: %s", g.s(hexs, 32))
+	one("jdbc url password", "jdbc:mysql://db:3306/shop?user=root&password=%s&useSSL=true", g.password())
+	{
+		key, _ := g.pemBlock("PRIVATE KEY", 1218, nil)
+		enc := base64.StdEncoding.EncodeToString([]byte(key + "\n"))
+		add("kubernetes secret tls.key", "  tls.key: "+enc, enc)
+	}
 	one("kubernetes secret data", "data:\n  password: %s", base64.StdEncoding.EncodeToString([]byte(g.password())))
 	return out
 }
@@ -225,13 +237,27 @@ func Output(secrets []Secret) string {
 // Leaks returns, for every secret of which some part of 8 bytes or more is
 // in out, its kind and that part.
 func Leaks(out string, secrets []Secret) []string {
+	contains := func(part string) bool { return strings.Contains(out, part) }
+	if len(out) > 64<<10 {
+		// One pass over a large output instead of one per part.
+		grams := make(map[string]bool, len(out))
+		for i := 0; i+8 <= len(out); i++ {
+			grams[out[i:i+8]] = true
+		}
+		contains = func(part string) bool {
+			if len(part) == 8 {
+				return grams[part]
+			}
+			return strings.Contains(out, part)
+		}
+	}
 	var leaks []string
 	for _, s := range secrets {
 	values:
 		for _, v := range s.Values {
 			n := min(8, len(v))
 			for i := 0; i+n <= len(v); i++ {
-				if strings.Contains(out, v[i:i+n]) {
+				if contains(v[i : i+n]) {
 					leaks = append(leaks, fmt.Sprintf("%s: %q of %q", s.Kind, v[i:i+n], v))
 					continue values
 				}

@@ -140,7 +140,7 @@ func TestTokenNeverShown(t *testing.T) {
 		out = append(out, err.Error(), fmt.Sprintf("%#v", err))
 	}
 	// Invites Slack refuses are logged.
-	srv.AddToken("xoxb-all", slacktest.AllScopes...)
+	srv.AddToken("xoxb-all", slacktest.AllScopes()...)
 	p3, _ := newPublisher(t, srv, slack.Config{InviteUsers: []string{"U0NOBODY0"}}, "xoxb-all", slack.WithLogger(log))
 	if err := p3.Publish(ctx, report(2, "db-1", "a"), newState(), false); err != nil {
 		t.Fatalf("Publish: %v", err)

@@ -234,7 +234,7 @@ func TestDefaultRenderers(t *testing.T) {
 		t.Fatalf("Publish: %v", err)
 	}
 	blocks := posted(t, srv, id)
-	want, _ := json.Marshal(evidence.SlackBlocks(rep))
+	want, _ := json.Marshal(slack.Blocks(rep))
 	var exp []map[string]any
 	_ = json.Unmarshal(want, &exp)
 	if fmt.Sprint(blocks) != fmt.Sprint(exp) {

@@ -13,7 +13,8 @@ import (
 	"github.com/firstlook/firstlook/evidence"
 )
 
-// Slack's limits on a message, enforced whatever the renderer returns.
+// Slack's limits on a message, declared once: Blocks renders within them,
+// and fit enforces them whatever the renderer returns.
 // Block Kit's are documented in https://docs.slack.dev/reference/block-kit/blocks
 // and each block's page; "characters" are counted here as UTF-16 code
 // units, which is never fewer than Slack's count however it counts.
@@ -26,6 +27,7 @@ const (
 	maxContextElements = 10
 	maxActionsElements = 25
 	maxButtonText      = 75
+	maxButtonURL       = 3000
 	maxMarkdownText    = 12000 // all markdown blocks of a message together
 	// maxMessageText bounds the text of all blocks together.
 	// chat.postMessage rejects long messages with msg_blocks_too_long at an

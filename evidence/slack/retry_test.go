@@ -146,7 +146,7 @@ func TestPermanentErrors(t *testing.T) {
 	}{
 		{"invalid_auth", func(*slacktest.Server) (slack.Config, string) { return slack.Config{}, "xoxb-not-a-token" }, "invalid_auth", ""},
 		{"token_revoked", func(srv *slacktest.Server) (slack.Config, string) {
-			srv.AddToken("xoxb-revoked", slacktest.AllScopes...)
+			srv.AddToken("xoxb-revoked", slacktest.AllScopes()...)
 			srv.RevokeToken("xoxb-revoked")
 			return slack.Config{}, "xoxb-revoked"
 		}, "token_revoked", ""},

@@ -105,7 +105,7 @@ func TestCheck(t *testing.T) {
 		missing string
 	}{
 		{"all", cfg, cfg.Scopes(), ""},
-		{"more than needed", cfg, slacktest.AllScopes, ""},
+		{"more than needed", cfg, slacktest.AllScopes(), ""},
 		{"two missing", cfg, []string{"chat:write", "files:write", "channels:manage", "channels:read", "channels:history"}, "channels:join, usergroups:read"},
 		{"private channel-less", slack.Config{Channel: "C0INCIDNT"}, []string{"chat:write", "files:write", "groups:history"}, ""},
 		{"channel-less without history", slack.Config{Channel: "C0INCIDNT"}, []string{"chat:write", "files:write"}, "channels:history"},

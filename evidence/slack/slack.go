@@ -217,7 +217,7 @@ type Publisher struct {
 type Option func(*Publisher)
 
 // WithRenderer replaces how a run becomes a message: its blocks and the
-// plain text Slack shows in notifications (default evidence.SlackBlocks
+// plain text Slack shows in notifications (default Blocks
 // and evidence.Text); nil keeps the default. Whatever blocks come back are
 // cut to Slack's limits before posting.
 func WithRenderer(blocks func(evidence.Report) []goslack.Block, text func(evidence.Report) string) Option {
@@ -265,7 +265,7 @@ func New(cfg Config, token string, opts ...Option) (*Publisher, error) {
 	}
 	p := &Publisher{
 		cfg:    cfg.WithDefaults(),
-		blocks: evidence.SlackBlocks,
+		blocks: Blocks,
 		text:   evidence.Text,
 		file:   evidence.FullOutput,
 		log:    slog.Default(),

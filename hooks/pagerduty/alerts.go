@@ -17,9 +17,9 @@ import (
 	"github.com/firstlook/firstlook/hooks"
 )
 
-// DefaultAlertDetailKeys are the alert detail keys read for host names
-// when Config.AlertDetailKeys is empty.
-var DefaultAlertDetailKeys = []string{"host", "hostname", "instance"}
+// DefaultAlertDetailKeys returns the alert detail keys read for host
+// names when Config.AlertDetailKeys is empty (a new slice each call).
+func DefaultAlertDetailKeys() []string { return []string{"host", "hostname", "instance"} }
 
 // Alerts finds host hints in a PagerDuty incident's alerts: the webhook
 // only carries the incident, while the monitoring tool that raised it put
@@ -41,7 +41,7 @@ func NewAlerts(cfg Config, token string) *Alerts {
 	c.HTTPClient = &http.Client{Timeout: 10 * time.Second}
 	keys := cfg.AlertDetailKeys
 	if len(keys) == 0 {
-		keys = DefaultAlertDetailKeys
+		keys = DefaultAlertDetailKeys()
 	}
 	return &Alerts{client: c, keys: keys}
 }

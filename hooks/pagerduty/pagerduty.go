@@ -18,7 +18,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	gojson "github.com/goccy/go-json"
 	"io"
 	"log/slog"
 	"net/http"
@@ -27,6 +26,7 @@ import (
 	"time"
 
 	"github.com/PagerDuty/go-pagerduty/webhookv3"
+	gojson "github.com/goccy/go-json"
 
 	"github.com/firstlook/firstlook/hooks"
 )
@@ -34,9 +34,10 @@ import (
 // Source is the Trigger.Source of PagerDuty triggers.
 const Source = "pagerduty"
 
-// DefaultEvents are the event types that make a job when Config.Events is
-// empty: a new incident is when a first look helps.
-var DefaultEvents = []string{"incident.triggered"}
+// DefaultEvents returns the event types that make a job when Config.Events
+// is empty: a new incident is when a first look helps (a new slice each
+// call).
+func DefaultEvents() []string { return []string{"incident.triggered"} }
 
 // Config is the PagerDuty intake's configuration. The signing secrets are
 // not part of it: they are handed to NewHandler, so printing a Config never
@@ -96,7 +97,7 @@ func NewHandler(cfg Config, secrets []string, q hooks.Queue, log *slog.Logger) (
 	}
 	events := cfg.Events
 	if len(events) == 0 {
-		events = DefaultEvents
+		events = DefaultEvents()
 	}
 	h := &Handler{
 		secrets: ss,

@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -417,7 +418,9 @@ type testCase struct {
 	// fl with the inventory's sudo on.
 	as string
 	// hosts default to both.
-	hosts   []string
+	hosts []string
+	// skipped names the steps whose when does not hold, per host.
+	skipped map[string][]string
 	expects []expect
 	// failed names the steps expected to fail, per host, with their
 	// exit code; every other step must succeed.
@@ -437,6 +440,7 @@ func TestIntegration(t *testing.T) {
 	tests := []testCase{
 		{
 			playbook: "linux-baseline", title: "InstanceDown: host unreachable",
+			skipped: map[string][]string{bare: {"what fills it"}},
 			expects: []expect{
 				{host: full, step: "identity", want: []string{"host: web-1\n", "kernel: Linux", "uptime: ", "as: root (uid 0)"}},
 				{host: bare, step: "identity", want: []string{"host: bare-1\n"}},
@@ -445,6 +449,8 @@ func TestIntegration(t *testing.T) {
 				{host: bare, step: "memory", want: []string{"free: not installed", "MemAvailable:"}},
 				{step: "disks", want: []string{"Filesystem", "Use%", " /\n"}},
 				{host: full, step: "disks", findings: []string{"CRIT /var/log/small 9", "% full, "}},
+				// when: {step: disks, finding: filesystem full, severity: crit}
+				{host: full, step: "what fills it", want: []string{"du -x -a -d 1 /var/log/small (the fullest filesystem)"}, findings: []string{"INFO largest /var/log/small/fill 7.6 MiB"}},
 				{step: "inodes", want: []string{"IUse%"}},
 				{host: full, step: "top cpu now", want: []string{"CPU per process over 1s", "firstlook-cpu-hog"}},
 				{step: "top memory", want: []string{"RSS", "sshd: "}},
@@ -653,6 +659,7 @@ func TestIntegration(t *testing.T) {
 		},
 		{
 			playbook: "linux-baseline", title: "InstanceDown", as: "user",
+			skipped: map[string][]string{bare: {"what fills it"}},
 			expects: []expect{
 				{step: "identity", want: []string{"as: fl (uid 61000)"}},
 				{host: full, step: "kernel errors", first: map[bool]string{true: "cannot read: the kernel log is not readable by fl", false: "source: dmesg"}[dmesgRestricted]},
@@ -748,7 +755,7 @@ func TestIntegration(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				checkBundle(t, b, tc.failed[host])
+				checkBundle(t, b, tc.failed[host], tc.skipped[host])
 				for _, x := range tc.expects {
 					if x.host != "" && x.host != host {
 						continue
@@ -808,7 +815,7 @@ func checkFindings(t *testing.T, b *evidence.Bundle, x expect) {
 	}
 }
 
-func checkBundle(t *testing.T, b *evidence.Bundle, failed map[string]int) {
+func checkBundle(t *testing.T, b *evidence.Bundle, failed map[string]int, skipped []string) {
 	t.Helper()
 	m := b.Manifest
 	wantStatus := evidence.StatusOK
@@ -821,6 +828,10 @@ func checkBundle(t *testing.T, b *evidence.Bundle, failed map[string]int) {
 	for _, s := range m.Steps {
 		code, wantFail := failed[s.Name]
 		switch {
+		case slices.Contains(skipped, s.Name):
+			if !s.Skipped || s.Error != "" {
+				t.Errorf("step %q: skipped %v, error %q; want skipped by its when", s.Name, s.Skipped, s.Error)
+			}
 		case s.Skipped || s.TimedOut || s.Error != "":
 			t.Errorf("step %q: skipped %v, timed out %v, error %q; want it run to its end", s.Name, s.Skipped, s.TimedOut, s.Error)
 		case wantFail && s.ExitCode != code:

@@ -257,6 +257,7 @@ func TestMatch(t *testing.T) {
 func TestSudoOnlyWhereOptedIn(t *testing.T) {
 	const guard = `[ "$(id -u)" = 0 ] || [ 'false' != true ] || sudo="sudo -n"`
 	data := playbooks.NewData(hooks.Trigger{Event: "incident.triggered"}, playbooks.Host{Name: "web-1", User: "firstlook"}, nil)
+	guarded := 0
 	for _, p := range load(t).All() {
 		for i, c := range p.Render(data) {
 			if c.Err != nil {
@@ -276,9 +277,13 @@ func TestSudoOnlyWhereOptedIn(t *testing.T) {
 				}
 				return true
 			})
-			if strings.Contains(src, `sudo="sudo -n"`) && strings.Count(src, `sudo="sudo -n"`) != strings.Count(src, guard) {
+			if n := strings.Count(src, `sudo="sudo -n"`); n != strings.Count(src, guard) {
 				t.Errorf("%s: step %q: sets $sudo other than by %s", p.Name, c.Step, guard)
 			}
+			guarded += strings.Count(src, guard)
 		}
+	}
+	if guarded < 5 {
+		t.Errorf("%d guarded sudo lines in the library, want the steps that need root to have one", guarded)
 	}
 }

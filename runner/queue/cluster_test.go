@@ -13,9 +13,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/firstlook/firstlook/runner/queue"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/firstlook/firstlook/runner/queue"
 )
 
 // natsCluster is three nats-server processes on 127.0.0.1, clustered with

@@ -7,8 +7,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/firstlook/firstlook/runner/queue"
 	"go.yaml.in/yaml/v3"
+
+	"github.com/firstlook/firstlook/runner/queue"
 )
 
 func TestConfigValidate(t *testing.T) {

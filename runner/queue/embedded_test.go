@@ -11,8 +11,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/firstlook/firstlook/runner/queue"
 	"github.com/nats-io/nats.go"
+
+	"github.com/firstlook/firstlook/runner/queue"
 )
 
 // embeddedConfig is an embedded, in-process server on a directory of the

@@ -9,10 +9,11 @@ import (
 	"sync"
 	"time"
 
-	retrypkg "github.com/firstlook/firstlook/evidence/retry"
-	"github.com/firstlook/firstlook/hooks"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	retrypkg "github.com/firstlook/firstlook/evidence/retry"
+	"github.com/firstlook/firstlook/hooks"
 )
 
 // pullWait bounds one pull request, so a request lost with a failed server

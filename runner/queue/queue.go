@@ -32,11 +32,12 @@ import (
 	"sync"
 	"time"
 
-	retrypkg "github.com/firstlook/firstlook/evidence/retry"
-	"github.com/firstlook/firstlook/hooks"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	retrypkg "github.com/firstlook/firstlook/evidence/retry"
+	"github.com/firstlook/firstlook/hooks"
 )
 
 // ErrClosed is returned by a Queue's methods after Close.

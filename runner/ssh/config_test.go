@@ -11,9 +11,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/firstlook/firstlook/runner/ssh"
 	"go.yaml.in/yaml/v3"
 	xssh "golang.org/x/crypto/ssh"
+
+	"github.com/firstlook/firstlook/runner/ssh"
 )
 
 // writeKey writes a fresh Ed25519 private key, encrypted when passphrase

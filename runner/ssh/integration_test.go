@@ -15,10 +15,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/firstlook/firstlook/runner/ssh"
-	"github.com/firstlook/firstlook/runner/ssh/sshtest"
 	xssh "golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/agent"
+
+	"github.com/firstlook/firstlook/runner/ssh"
+	"github.com/firstlook/firstlook/runner/ssh/sshtest"
 )
 
 // These tests run against real OpenSSH servers built by sshtest; they skip

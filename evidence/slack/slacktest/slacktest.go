@@ -44,13 +44,15 @@ const (
 	Token = "xoxb-slacktest-0000-all-scopes"
 )
 
-// AllScopes are the bot scopes the fake knows, each checked by the methods
-// whose documentation lists it.
-var AllScopes = []string{
-	"channels:history", "channels:join", "channels:manage", "channels:read",
-	"channels:write.invites", "chat:write", "chat:write.public", "files:write",
-	"groups:history", "groups:read", "groups:write", "groups:write.invites",
-	"usergroups:read",
+// AllScopes returns the bot scopes the fake knows, each checked by the
+// methods whose documentation lists it (a new slice each call).
+func AllScopes() []string {
+	return []string{
+		"channels:history", "channels:join", "channels:manage", "channels:read",
+		"channels:write.invites", "chat:write", "chat:write.public", "files:write",
+		"groups:history", "groups:read", "groups:write", "groups:write.invites",
+		"usergroups:read",
+	}
 }
 
 // Channel is a conversation as the fake holds it.
@@ -163,7 +165,7 @@ func NewServer() *Server {
 		lose:       map[string]int{},
 		failures:   map[string][]string{},
 	}
-	s.AddToken(Token, AllScopes...)
+	s.AddToken(Token, AllScopes()...)
 	s.AddToken(AppToken, "connections:write")
 	mux := http.NewServeMux()
 	mux.HandleFunc("/api/{method}", s.serveAPI)

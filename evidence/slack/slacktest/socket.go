@@ -26,7 +26,7 @@ import (
 const AppToken = "xapp-1-A0FIRSTLK-0000-slacktest"
 
 // PingInterval is how often the fake pings each socket.
-var PingInterval = 5 * time.Second
+const PingInterval = 5 * time.Second
 
 // Ack is an app's acknowledgement of one envelope.
 type Ack struct {

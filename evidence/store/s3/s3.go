@@ -323,9 +323,15 @@ func (s *Store) objectKey(key string) (string, error) {
 
 // contentType is the Content-Type an object is stored with, so that a link
 // opens in a browser the right way: JSON as JSON; step outputs, logs and
-// any other text as UTF-8 plain text (never HTML: evidence holds what a
+// any other text as UTF-8 plain text (never HTML, but for the page: evidence holds what a
 // host printed, which an attacker may control); the rest as bytes.
 func contentType(key string, body []byte) string {
+	if path.Base(key) == evidence.PageFile {
+		// The bundle's page, which firstlook writes itself with every
+		// value escaped (evidence.Page): the one object served as HTML, so
+		// that the "Full evidence" link opens a page, not its source.
+		return "text/html; charset=utf-8"
+	}
 	switch path.Ext(key) {
 	case ".json":
 		return "application/json"

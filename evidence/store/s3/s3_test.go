@@ -378,6 +378,8 @@ func TestContentTypes(t *testing.T) {
 		{"r/summary.md", []byte("# x\n"), "text/markdown; charset=utf-8"},
 		{"r/artifacts/error.log.1", []byte("<html><script>alert(1)</script>"), "text/plain; charset=utf-8"},
 		{"r/artifacts/core", []byte{0x7f, 'E', 'L', 'F', 0, 1, 2}, "application/octet-stream"},
+		{"r/index.html", []byte("<!DOCTYPE html><title>page</title>"), "text/html; charset=utf-8"},
+		{"r/artifacts/page.html", []byte("<!DOCTYPE html><script>alert(1)</script>"), "text/plain; charset=utf-8"},
 	} {
 		if err := st.Put(ctx, tc.key, tc.body); err != nil {
 			t.Fatal(err)

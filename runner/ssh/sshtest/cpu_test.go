@@ -8,8 +8,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/firstlook/firstlook/runner/ssh/sshtest"
 	xssh "golang.org/x/crypto/ssh"
+
+	"github.com/firstlook/firstlook/runner/ssh/sshtest"
 )
 
 // TestServerCPU checks that ServerCPU counts what a command run over SSH

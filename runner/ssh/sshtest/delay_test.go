@@ -9,8 +9,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/firstlook/firstlook/runner/ssh/sshtest"
 	xssh "golang.org/x/crypto/ssh"
+
+	"github.com/firstlook/firstlook/runner/ssh/sshtest"
 )
 
 // fastest runs f n times and returns the shortest time it took: the

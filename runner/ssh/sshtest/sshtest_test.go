@@ -10,9 +10,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/firstlook/firstlook/runner/ssh/sshtest"
 	xssh "golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/knownhosts"
+
+	"github.com/firstlook/firstlook/runner/ssh/sshtest"
 )
 
 func clientConfig(t *testing.T, n *sshtest.Net) *xssh.ClientConfig {

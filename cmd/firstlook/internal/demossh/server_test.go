@@ -15,10 +15,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/firstlook/firstlook/cmd/firstlook/internal/demossh"
-	firstssh "github.com/firstlook/firstlook/runner/ssh"
 	xssh "golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/knownhosts"
+
+	"github.com/firstlook/firstlook/cmd/firstlook/internal/demossh"
+	firstssh "github.com/firstlook/firstlook/runner/ssh"
 )
 
 // demo is a bastion and a host on loopback, with the files a Dialer needs.
