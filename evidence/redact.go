@@ -88,6 +88,9 @@ var own = []struct {
 	{"basic-auth", `(?i)\bbasic[ \t]+([A-Za-z0-9+/]{8,}={0,2})`, []string{"basic"}, tokenLike},
 	{"url-password", `\b[a-zA-Z][a-zA-Z0-9+.-]*://[^/\s:@]*:([^/\s]+)@`, []string{"://"}, nil},
 	{"password", `(?i)[\w.-]*(?:password|passwd|passphrase|secret|api[_-]?key|access[_-]?key|access[_-]?token|auth[_-]?token|refresh[_-]?token|private[_-]?key|_pass|_pwd)[\w.-]{0,40}["']?[ \t]{0,8}[:=][ \t]*(?:"([^"\r\n]{3,})"|'([^'\r\n]{3,})'|([^\s"',;]{3,}))`, []string{"pass", "pwd", "secret", "key", "token"}, nil},
+	// Any key name ending in token, _pat or _key, with a value of letters
+	// and digits (CI_JOB_TOKEN=, AZURE_DEVOPS_EXT_PAT=, SIGNING_KEY:).
+	{"token", `(?i)[\w.-]*(?:token|[_-]pat|[_-]key)["']?[ \t]{0,8}[:=][ \t]*(?:"([^"\r\n]{8,})"|'([^'\r\n]{8,})'|([^\s"',;]{8,}))`, []string{"token", "_pat", "-pat", "_key", "-key"}, lettersAndDigits},
 	{"password", `(?i)--[\w-]*(?:password|passwd|passphrase|secret|token|api-?key)[ \t]+([^\s"'-][^\s"']{2,})`, []string{"--"}, nil},
 	{"password", `(?i)\b(?:mysql\w*|mariadb\w*|sshpass|(?:docker|podman|buildah|skopeo) login)\b[^\n]*?[ \t]-p[ \t]*(?:'([^'\n]+)'|"([^"\n]+)"|([^\s'"-][^\s'"]*))`, []string{"mysql", "mariadb", "sshpass", " login"}, nil},
 	{"password", `(?i)\bredis-cli\b[^\n]*?[ \t](?:-a|--pass)[ \t]+(?:'([^'\n]+)'|"([^"\n]+)"|(\S+))`, []string{"redis-cli"}, nil},
@@ -135,6 +138,27 @@ func encodedKey(s []byte) bool {
 	return bytes.Contains(dec[:n], []byte("PRIVATE KEY"))
 }
 
+// lettersAndDigits accepts a value that looks generated: letters and
+// digits, or 16 or more letters, a quarter to three quarters capitals,
+// with the entropy of random text (not a CamelCase name).
+func lettersAndDigits(s []byte) bool {
+	has := func(lo, hi rune) bool {
+		return bytes.IndexFunc(s, func(r rune) bool { return lo <= r && r <= hi }) >= 0
+	}
+	letters := has('a', 'z') || has('A', 'Z')
+	if has('0', '9') {
+		return letters
+	}
+	upper := 0
+	for _, c := range s {
+		if 'A' <= c && c <= 'Z' {
+			upper++
+		}
+	}
+	// CamelCase capitals start words: a fifth of the letters or fewer.
+	return len(s) >= 16 && 4*upper >= len(s) && 4*upper <= 3*len(s) && entropy(s) > 3.5
+}
+
 // tokenLike rejects words that follow "Bearer" or "Basic" in prose.
 func tokenLike(s []byte) bool {
 	return len(s) >= 20 || bytes.ContainsAny(s, "0123456789")
@@ -168,11 +192,15 @@ var builtins = sync.OnceValues(func() ([]rule, error) {
 		if o.kind == "private-key" {
 			ru.reach = keyReach
 		}
-		if o.kind == "password" {
+		switch {
+		case o.kind == "password":
 			ru.allow = append(slices.Clip(ru.allow), ownAllow)
 			if strings.HasPrefix(o.expr, "(?i)[") {
 				ru.opWithin, ru.ops = 40+1+8+1, ":="
 			}
+		case o.kind == "token":
+			ru.allow = append(slices.Clip(ru.allow), ownAllow)
+			ru.opWithin, ru.ops = 1+8+1, ":="
 		}
 		out = append(out, ru)
 	}
@@ -490,8 +518,8 @@ func (r *Redactor) RedactString(s string) (string, int) {
 	return string(b), n
 }
 
-// RedactBundle redacts every output file, command, error and the
-// incident title in b, in place, and records each step's count in
+// RedactBundle redacts every output file, command, error, finding and
+// the incident title in b, in place, and records each step's count in
 // Step.Redactions. Checksums and kept sizes describe the redacted files,
 // which are what is stored.
 func (r *Redactor) RedactBundle(b *Bundle) {
@@ -505,6 +533,10 @@ func (r *Redactor) RedactBundle(b *Bundle) {
 		n += k
 		st.Error, k = r.RedactString(st.Error)
 		n += k
+		for j := range st.Findings {
+			st.Findings[j].Message, k = r.RedactString(st.Findings[j].Message)
+			n += k
+		}
 		st.Script, k = r.RedactString(st.Script)
 		n += k
 		for _, o := range []*Output{&st.Stdout, &st.Stderr} {

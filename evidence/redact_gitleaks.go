@@ -54,7 +54,10 @@ type gitleaksAllowlist struct {
 }
 
 // allowlist exempts a finding, as gitleaks does: a regex matching the
-// secret (or the whole match, or its line), or a stopword in the secret.
+// secret (or the whole match, or its line), or a stopword in the secret;
+// unlike gitleaks, only a stopword that makes up a third of the secret or
+// more ("changeme", "example_key"): a random token that happens to hold
+// one of its 1,400 stopwords ("md5", "aria") is still a secret.
 // With condition AND every listed check must hold; a check on paths or
 // commits never holds for command output, so such a list exempts nothing.
 type allowlist struct {
@@ -81,7 +84,7 @@ func (a *allowlist) allows(secret, match, line []byte) bool {
 	if len(a.stopwords) > 0 {
 		low := strings.ToLower(string(secret))
 		for _, w := range a.stopwords {
-			if strings.Contains(low, w) {
+			if 3*len(w) >= len(low) && strings.Contains(low, w) {
 				stop = true
 				break
 			}

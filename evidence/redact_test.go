@@ -69,6 +69,7 @@ func TestRedactBundle(t *testing.T) {
 	b := &evidence.Bundle{}
 	out := []byte("env:\nAWS_ACCESS_KEY_ID=AKIAIOSFODNN7EXAMPLE\nok\n")
 	st := evidence.Step{Name: "env", Command: "env | grep -i key", Error: "curl https://u:pw123456@x/"}
+	st.Findings = []evidence.Finding{{Rule: "r", Severity: evidence.SeverityWarn, Message: "token leaked: xoxb-1234567890-abcdefghijkl"}}
 	st.Stdout = b.SetOutput("steps/01-env.stdout", out, 3<<20)
 	st.Stdout.Truncated = true
 	b.Manifest.Steps = []evidence.Step{st}
@@ -76,8 +77,8 @@ func TestRedactBundle(t *testing.T) {
 	r.RedactBundle(b)
 	got := b.Manifest.Steps[0]
 	file := b.Files[got.Stdout.File]
-	if bytes.Contains(file, []byte("AKIAIOSFODNN7EXAMPLE")) || got.Redactions != 2 {
-		t.Fatalf("got %q with %d redactions, want the key and the URL password redacted", file, got.Redactions)
+	if bytes.Contains(file, []byte("AKIAIOSFODNN7EXAMPLE")) || got.Redactions != 3 {
+		t.Fatalf("got %q with %d redactions, want the key, the URL password and the finding's token redacted", file, got.Redactions)
 	}
 	sum := sha256.Sum256(file)
 	if got.Stdout.SHA256 != hex.EncodeToString(sum[:]) || got.Stdout.Kept != int64(len(file)) {
@@ -85,6 +86,9 @@ func TestRedactBundle(t *testing.T) {
 	}
 	if got.Stdout.Bytes != 3<<20 || !got.Stdout.Truncated {
 		t.Errorf("lost the stream's size or truncation: %+v", got.Stdout)
+	}
+	if strings.Contains(got.Findings[0].Message, "xoxb-") {
+		t.Errorf("finding %q not redacted", got.Findings[0].Message)
 	}
 	if strings.Contains(b.Manifest.Incident.Title, "xoxb-") || strings.Contains(got.Error, "pw123456") {
 		t.Errorf("title %q or error %q not redacted", b.Manifest.Incident.Title, got.Error)
@@ -102,4 +106,22 @@ func FuzzRedactIdempotent(f *testing.F) {
 			t.Fatalf("not idempotent: %q -> %q -> %q", s, once, twice)
 		}
 	})
+}
+
+// TestRedactTokenValues: under a key name ending in token, _pat or _key,
+// a generated-looking value goes, a word or a number stays.
+func TestRedactTokenValues(t *testing.T) {
+	r, _ := evidence.NewRedactor(evidence.RedactConfig{})
+	for in, want := range map[string]string{
+		"CI_JOB_TOKEN=dMmYqAnNsMEQQrpbuJmy": "CI_JOB_TOKEN=[REDACTED:token]",
+		"CI_JOB_TOKEN=4kd93ndk2kd9dj3kd9s2": "CI_JOB_TOKEN=[REDACTED:token]",
+		"sort_key=created_at":               "sort_key=created_at",
+		"max_token: 40960000":               "max_token: 40960000",
+		"token_type=access":                 "token_type=access",
+		"provider_key: TokenProviderImpl":   "provider_key: TokenProviderImpl",
+	} {
+		if got, _ := r.RedactString(in); got != want {
+			t.Errorf("%q: got %q, want %q", in, got, want)
+		}
+	}
 }

@@ -89,13 +89,19 @@ func (r *Runner) publishTo(ctx context.Context, p evidence.Publisher, key, job s
 	if err := r.failpoint("publish:" + sink + ":before"); err != nil {
 		return err
 	}
+	began := r.now()
 	perr := p.Publish(ctx, rep, st, again)
+	took := r.now().Sub(began)
+	r.events.Published(sink, again, took, perr)
 	if err := r.failpoint("publish:" + sink + ":after"); err != nil {
 		return err
 	}
 	final := sinkState{State: "done", Job: job, Since: r.now().UTC()}
 	switch {
 	case perr == nil:
+		// One line per publish that landed, and whether it took more
+		// than one delivery of the job.
+		r.log.Info("published", "sink", sink, "key", key, "again", again, "took", took.Round(time.Millisecond).String())
 	case errors.Is(perr, evidence.ErrPermanent):
 		// Retrying cannot help (a revoked token, a missing scope): say
 		// so once and do not hold the job.

@@ -146,6 +146,9 @@ type Options struct {
 	Params  map[string]map[string]string
 	Version string
 	Log     *slog.Logger
+	// Events, when set, is told about runs, jobs and publishes (metrics,
+	// the audit log).
+	Events Events
 }
 
 // Runner executes jobs.
@@ -165,6 +168,7 @@ type Runner struct {
 	params     map[string]map[string]string
 	version    string
 	log        *slog.Logger
+	events     Events
 	now        func() time.Time
 }
 
@@ -188,12 +192,16 @@ func New(opts Options) (*Runner, error) {
 			return nil, err
 		}
 	}
+	var events Events = nopEvents{}
+	if opts.Events != nil {
+		events = opts.Events
+	}
 	return &Runner{
 		cfg: cfg, jobs: opts.Jobs, state: opts.State, leases: opts.Leases, inv: opts.Inventory,
 		playbooks: opts.Playbooks, dialer: opts.Dialer, store: opts.Store,
 		alerts: opts.Alerts, redactor: red, publishers: opts.Publishers,
 		params: opts.Params, version: opts.Version,
-		log: log, now: time.Now,
+		log: log, events: events, now: time.Now,
 	}, nil
 }
 
@@ -237,8 +245,12 @@ func (r *Runner) work(leaseCtx, jobCtx context.Context) {
 			job, err = r.jobs.Next(ctx)
 			return err
 		})
-		// With retry.Always and no cap, err means that leaseCtx ended.
-		if leaseCtx.Err() != nil || err != nil {
+		// With retry.Always and no cap, err means that leaseCtx ended or
+		// that its deadline comes before the next attempt could.
+		if err != nil {
+			<-leaseCtx.Done()
+		}
+		if leaseCtx.Err() != nil {
 			if job != nil {
 				r.nak(job, 0)
 			}
@@ -315,29 +327,35 @@ func (r *Runner) handle(ctx context.Context, job Job) {
 		// A test stopped the worker dead: leave the job to be
 		// redelivered, as a killed process would.
 		log.Warn("job stopped at a failpoint", "err", err)
+		r.events.JobDone(t, "killed")
 	case err == nil:
 		if len(plan.Runs) == 0 {
 			log.Info("no playbook matches", "event", t.Event, "service", t.Incident.Service.Name)
 		}
 		r.ack(job, log)
+		r.events.JobDone(t, "acked")
 		log.Debug("job done", "runs", len(plan.Runs))
 	case errors.Is(err, errShutdown) || ctx.Err() != nil:
 		log.Info("job cut short by shutdown; it stays queued")
 		r.nak(job, 0)
+		r.events.JobDone(t, "requeued")
 	case onlyBusy(failed):
 		// Not the job's fault: it waits in the queue while this worker
 		// takes other work.
 		delay := r.deferDelay()
 		log.Info("host busy with another run; job handed back", "delay", delay, "err", err)
 		r.deferJob(job, delay)
+		r.events.JobDone(t, "deferred")
 	case job.Exhausted():
 		log.Error("could not even report the job's runs; dropping it", "err", err)
 		r.ack(job, log)
+		r.events.JobDone(t, "dropped")
 	default:
 		// Also on the last regular delivery: the queue delivers once
 		// more, as exhausted, and that delivery reports the runs.
 		log.Warn("job failed; it will be delivered again", "err", err)
 		r.nak(job, 5*time.Second)
+		r.events.JobDone(t, "retried")
 	}
 }
 
@@ -414,7 +432,7 @@ func (r *Runner) giveUp(ctx context.Context, t hooks.Trigger, run Run) error {
 // bundle and marks it done. It holds the run's host × playbook lease while
 // it works, and returns errHostBusy, at once, if someone else has it.
 func (r *Runner) runOnce(ctx context.Context, t hooks.Trigger, run Run) error {
-	key := queue.Key("run", t.Source, t.Incident.ID, run.Target, run.Playbook.Name)
+	key := queue.Key("run", t.Source, runScope(t), run.Target, run.Playbook.Name)
 	log := r.log.With("incident", t.Incident.ID, "host", run.Target, "playbook", run.Playbook.Name)
 	// A finished run needs no lease.
 	if prev, _, err := r.readRun(ctx, key); err == nil && prev.Status == "done" {
@@ -423,6 +441,9 @@ func (r *Runner) runOnce(ctx context.Context, t hooks.Trigger, run Run) error {
 		return err
 	}
 	release, err := r.leaseHost(ctx, run.Target, run.Playbook.Name, t.JobID())
+	if errors.Is(err, errHostBusy) {
+		r.events.RunRefused(t, run, RefusedBusy)
+	}
 	if err != nil {
 		return err
 	}
@@ -448,6 +469,23 @@ func (r *Runner) runOnce(ctx context.Context, t hooks.Trigger, run Run) error {
 	if prev.Status == "running" {
 		log.Info("taking over a run whose worker is gone", "job", prev.Job, "since", prev.Since)
 	}
+	if run.Err == nil {
+		// Last look before the run starts: an incident that resolved
+		// meanwhile is not diagnosed (its host may be a healthy
+		// replacement by now). A run already started finishes.
+		if err := r.resolvedFirst(ctx, t); err != nil {
+			if _, ok := errors.AsType[*ResolvedError](err); !ok {
+				return err
+			}
+			log.Info("incident resolved before the run started; not running it", "why", err)
+			run.Err = err
+		}
+	}
+	if run.Err == nil {
+		r.events.RunStarted(t, run)
+	} else {
+		r.events.RunRefused(t, run, RefusedNotStarted)
+	}
 	b := r.Execute(ctx, t, run)
 	if ctx.Err() != nil {
 		// Cut by the end of the grace period, not by a playbook
@@ -466,6 +504,7 @@ func (r *Runner) runOnce(ctx context.Context, t hooks.Trigger, run Run) error {
 		return err
 	}
 	log.Info("run finished", "status", b.Manifest.Status, "bundle", prefix)
+	r.events.RunStored(t, b)
 	if err := r.finishRun(ctx, c, t.JobID(), prefix, string(b.Manifest.Status)); err != nil || isGroup(run) {
 		return err
 	}
@@ -489,6 +528,7 @@ func (r *Runner) doneRun(ctx context.Context, t hooks.Trigger, run Run, key stri
 		return r.publish(ctx, t, key, t.JobID(), b, prev.Bundle)
 	}
 	log.Info("run already done; not running it again", "bundle", prev.Bundle)
+	r.events.RunRefused(t, run, RefusedDone)
 	return nil
 }
 

@@ -225,6 +225,11 @@ func (q *Queue) Next(ctx context.Context) (*Job, error) {
 		case q.life.Err() != nil || ctx.Err() != nil:
 			continue // reported above
 		case err != nil:
+			if e, ok := errors.AsType[*retrypkg.Error](err); ok && e.Reason == retrypkg.Deadline {
+				// ctx ends before the next pull could start.
+				<-ctx.Done()
+				continue
+			}
 			return nil, fmt.Errorf("queue: next: %w", retrypkg.Last(err))
 		}
 		// The pull request expired without a job; ask again.

@@ -521,6 +521,9 @@ type Stats struct {
 	Delivered uint64
 	// Waiting is how many workers wait for a job.
 	Waiting uint64
+	// Oldest is when the oldest stored job was stored; zero when the
+	// queue is empty.
+	Oldest time.Time
 }
 
 // Stats reads the stream's and the consumer's counters.
@@ -540,7 +543,15 @@ func (q *Queue) Stats(ctx context.Context) (Stats, error) {
 		Redelivered: uint64(ci.NumRedelivered),
 		Delivered:   ci.Delivered.Consumer,
 		Waiting:     uint64(ci.NumWaiting),
+		Oldest:      oldest(si.State.Msgs, si.State.FirstTime),
 	}, nil
+}
+
+func oldest(msgs uint64, first time.Time) time.Time {
+	if msgs == 0 {
+		return time.Time{}
+	}
+	return first
 }
 
 // publish stores msg and returns its PubAck, or ctx's error. A message

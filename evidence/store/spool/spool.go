@@ -488,10 +488,11 @@ func (s *Store) Run(ctx context.Context) error {
 			Name: "spool: upload " + e.key, Initial: minBackoff, Max: s.maxBackoff,
 			Log: s.log, LogEvery: failureLogEvery,
 		}
-		if err := retry.Do(ctx, pol, retry.Always, func(ctx context.Context) error { return s.upload(ctx, e) }); ctx.Err() != nil {
+		if err := retry.Do(ctx, pol, retry.Always, func(ctx context.Context) error { return s.upload(ctx, e) }); err != nil {
+			// ctx ended, or its deadline comes before the next attempt
+			// could: nothing more can be uploaded.
+			<-ctx.Done()
 			return nil
-		} else if err != nil {
-			return fmt.Errorf("spool: upload %s: %w", e.key, err)
 		}
 	}
 }
