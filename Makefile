@@ -116,9 +116,11 @@ demo:
 
 ## bench: the intake against a no-op handler, then one playbook on 1 and 20
 ## hosts behind a bastion with 20 ms RTT per hop against OpenSSH ssh -J, each
-## in the same run (see README; the SSH half needs root and sshd).
+## in the same run (see README; the SSH half needs root and sshd), and an
+## alert storm against serve as a process, steady and killed half-way.
 bench:
 	$(GO) test -run '^$$' -bench Intake -benchtime 100000x -count 1 -timeout 30m ./cmd/firstlook/ | grep -v '^Benchmark'
+	$(GO) test -run '^$$' -bench Storm -benchtime 1x -count 1 -timeout 30m ./cmd/firstlook/ | grep -v '^Benchmark'
 	$(GO) test -run '^$$' -bench PlaybookSSH -benchtime 8x -count 1 -timeout 15m ./runner/internal/sshbench/ | grep -v '^Benchmark'
 	$(GO) test -run '^$$' -bench Redact -benchtime 5x -count 1 -timeout 10m ./evidence/ | grep -v '^Benchmark'
 

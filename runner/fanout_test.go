@@ -164,6 +164,7 @@ func TestFanoutSummary(t *testing.T) {
 		Config:     runner.Config{Workers: 1},
 		Jobs:       runner.QueueJobs(e.q),
 		State:      e.q.State(),
+		Leases:     runner.QueueLeases(e.q),
 		Inventory:  inv,
 		Playbooks:  loadPlaybooks(t, map[string]string{"p.yaml": "name: disk\nmatch: {title: disk}\ntargets: {group: web, concurrency: 4}\nsteps:\n  - name: df\n    run: df -h\n    findings: [{name: full, pattern: '(?P<use>\\d+)%', value: use, above: {crit: 95}, message: '{{ .use }}% full'}]\n"}),
 		Dialer:     d,

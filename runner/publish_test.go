@@ -64,6 +64,7 @@ func TestPublishExactlyOnce(t *testing.T) {
 				Config:     runner.Config{Workers: 1, Heartbeat: 500 * time.Millisecond, Hints: runner.HintsConfig{Title: []runner.TitlePattern{{Pattern: `\bon (?P<host>[a-z0-9-]+)`}}}},
 				Jobs:       runner.QueueJobs(e.q),
 				State:      e.q.State(),
+				Leases:     runner.QueueLeases(e.q),
 				Inventory:  testInventory(t),
 				Playbooks:  loadPlaybooks(t, map[string]string{"p.yaml": basic}),
 				Dialer:     fixed(nil),

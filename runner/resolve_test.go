@@ -22,6 +22,7 @@ func (e *queueEnv) startWith(t *testing.T, d runner.Dialer, sink *reportSink) {
 		Config:     runner.Config{Workers: 2, Grace: 5 * time.Second, Heartbeat: 500 * time.Millisecond, Hints: runner.HintsConfig{Title: []runner.TitlePattern{{Pattern: `\bon (?P<host>[a-z0-9-]+)`}}}},
 		Jobs:       runner.QueueJobs(e.q),
 		State:      e.q.State(),
+		Leases:     runner.QueueLeases(e.q),
 		Inventory:  testInventory(t),
 		Playbooks:  loadPlaybooks(t, map[string]string{"p.yaml": basic}),
 		Dialer:     d,

@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"sync"
 	"time"
 
@@ -85,6 +86,22 @@ type Job interface {
 	InProgress(ctx context.Context) error
 	Ack(ctx context.Context) error
 	Nak(ctx context.Context, delay time.Duration) error
+	// Defer hands the job back for redelivery after delay without
+	// counting the delivery as an attempt: it could not start yet.
+	Defer(ctx context.Context, delay time.Duration) error
+}
+
+// Leases hands out exclusive, expiring claims on keys; runner/queue's
+// Leases through QueueLeases.
+type Leases interface {
+	// Acquire takes the lease on key for holder and keeps it alive until
+	// released, or fails at once with an error wrapping queue.ErrHeld.
+	Acquire(ctx context.Context, key, holder string) (Lease, error)
+}
+
+// Lease is one held lease.
+type Lease interface {
+	Release(ctx context.Context) error
 }
 
 // Inventory resolves hints to hosts and selects host groups.
@@ -104,12 +121,14 @@ type Conn interface {
 	Close() error
 }
 
-// Options are a Runner's parts. Jobs, State, Dialer and Store may be nil
-// for a Runner that only plans (firstlook replay).
+// Options are a Runner's parts. Jobs, State, Leases, Dialer and Store may
+// be nil for a Runner that only plans (firstlook replay).
 type Options struct {
-	Config    Config
-	Jobs      Jobs
-	State     State
+	Config Config
+	Jobs   Jobs
+	State  State
+	// Leases hold each run's host × playbook while it runs.
+	Leases    Leases
 	Inventory Inventory
 	Playbooks *playbooks.Set
 	Dialer    Dialer
@@ -137,6 +156,7 @@ type Runner struct {
 	cfg        Config
 	jobs       Jobs
 	state      State
+	leases     Leases
 	inv        Inventory
 	playbooks  *playbooks.Set
 	dialer     Dialer
@@ -177,7 +197,7 @@ func New(opts Options) (*Runner, error) {
 		events = opts.Events
 	}
 	return &Runner{
-		cfg: cfg, jobs: opts.Jobs, state: opts.State, inv: opts.Inventory,
+		cfg: cfg, jobs: opts.Jobs, state: opts.State, leases: opts.Leases, inv: opts.Inventory,
 		playbooks: opts.Playbooks, dialer: opts.Dialer, store: opts.Store,
 		alerts: opts.Alerts, redactor: red, publishers: opts.Publishers,
 		params: opts.Params, version: opts.Version,
@@ -189,8 +209,8 @@ func New(opts Options) (*Runner, error) {
 // running jobs Config.Grace to finish and returns; jobs cut short are
 // handed back to the queue for another worker or the next start.
 func (r *Runner) Run(ctx context.Context) error {
-	if r.jobs == nil || r.state == nil || r.dialer == nil || r.store == nil {
-		return errors.New("runner: jobs, state, dialer and store are required to run jobs")
+	if r.jobs == nil || r.state == nil || r.leases == nil || r.dialer == nil || r.store == nil {
+		return errors.New("runner: jobs, state, leases, dialer and store are required to run jobs")
 	}
 	// Tests stop jobs dead at failpoints given through ctx.
 	r.failpoints = failpoint.From(ctx)
@@ -319,6 +339,13 @@ func (r *Runner) handle(ctx context.Context, job Job) {
 		log.Info("job cut short by shutdown; it stays queued")
 		r.nak(job, 0)
 		r.events.JobDone(t, "requeued")
+	case onlyBusy(failed):
+		// Not the job's fault: it waits in the queue while this worker
+		// takes other work.
+		delay := r.deferDelay()
+		log.Info("host busy with another run; job handed back", "delay", delay, "err", err)
+		r.deferJob(job, delay)
+		r.events.JobDone(t, "deferred")
 	case job.Exhausted():
 		log.Error("could not even report the job's runs; dropping it", "err", err)
 		r.ack(job, log)
@@ -347,6 +374,22 @@ func (r *Runner) heartbeat(ctx context.Context, job Job) {
 	}
 }
 
+// onlyBusy reports whether every failure is errHostBusy.
+func onlyBusy(errs []error) bool {
+	for _, err := range errs {
+		if !errors.Is(err, errHostBusy) {
+			return false
+		}
+	}
+	return len(errs) > 0
+}
+
+// deferDelay is how long a job whose host is busy waits in the queue: about
+// a second, jittered so that jobs behind one host do not come back in step.
+func (r *Runner) deferDelay() time.Duration {
+	return 750*time.Millisecond + rand.N(500*time.Millisecond)
+}
+
 // ack and nak use their own short deadline: they must reach the queue
 // even when the job's context has ended.
 func (r *Runner) ack(job Job, log *slog.Logger) {
@@ -365,6 +408,14 @@ func (r *Runner) nak(job Job, delay time.Duration) {
 	}
 }
 
+func (r *Runner) deferJob(job Job, delay time.Duration) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := job.Defer(ctx, delay); err != nil {
+		r.log.Warn("defer job", "job", job.Trigger().JobID(), "err", err)
+	}
+}
+
 // errGaveUp is why the runs of an exhausted job did not run.
 var errGaveUp = errors.New("diagnostics gave up: the job was delivered several times and never finished (a worker may have crashed running it; see firstlook's logs)")
 
@@ -378,40 +429,35 @@ func (r *Runner) giveUp(ctx context.Context, t hooks.Trigger, run Run) error {
 }
 
 // runOnce executes one planned run unless it already finished, stores its
-// bundle and marks it done.
+// bundle and marks it done. It holds the run's host × playbook lease while
+// it works, and returns errHostBusy, at once, if someone else has it.
 func (r *Runner) runOnce(ctx context.Context, t hooks.Trigger, run Run) error {
 	key := queue.Key("run", t.Source, runScope(t), run.Target, run.Playbook.Name)
 	log := r.log.With("incident", t.Incident.ID, "host", run.Target, "playbook", run.Playbook.Name)
-	// A claim older than the playbook's whole timeout plus slack belongs
-	// to a worker that is gone.
-	stale := run.Playbook.Timeout + 2*time.Minute
-	c, prev, err := r.claimRun(ctx, key, t.JobID(), stale)
-	switch {
-	case errors.Is(err, errDone) && isGroup(run):
-		return nil // published with its group, in publishFanouts
-	case errors.Is(err, errDone) && r.unpublished(prev):
-		// Stored, but a publisher has not had it: publish the stored
-		// bundle; the run itself is not repeated.
-		log.Info("run done but not published everywhere; publishing it", "bundle", prev.Bundle)
-		b, err := evidence.Read(ctx, r.store, prev.Bundle)
-		if err != nil {
-			return fmt.Errorf("read bundle %s: %w", prev.Bundle, err)
-		}
-		return r.publish(ctx, t, key, t.JobID(), b, prev.Bundle)
-	case errors.Is(err, errDone):
-		log.Info("run already done; not running it again", "bundle", prev.Bundle)
-		r.events.RunRefused(t, run, RefusedDone)
-		return nil
-	case errors.Is(err, errBusy):
-		log.Info("run held by another job", "job", prev.Job, "since", prev.Since)
+	// A finished run needs no lease.
+	if prev, _, err := r.readRun(ctx, key); err == nil && prev.Status == "done" {
+		return r.doneRun(ctx, t, run, key, prev, log)
+	} else if err != nil && !errors.Is(err, queue.ErrNotFound) {
+		return err
+	}
+	release, err := r.leaseHost(ctx, run.Target, run.Playbook.Name, t.JobID())
+	if errors.Is(err, errHostBusy) {
 		r.events.RunRefused(t, run, RefusedBusy)
-		return nil
+	}
+	if err != nil {
+		return err
+	}
+	defer release()
+	c, prev, err := r.claimRun(ctx, key, t.JobID())
+	switch {
+	case errors.Is(err, errDone):
+		return r.doneRun(ctx, t, run, key, prev, log)
 	case err != nil:
 		return err
 	}
 	if prev.Bundle != "" {
-		// A worker of this job stored (or began storing) a bundle and
-		// died before recording it: a complete bundle is the run.
+		// A worker stored (or began storing) a bundle and died before
+		// recording it: a complete bundle is the run.
 		if b, err := evidence.Read(ctx, r.store, prev.Bundle); err == nil {
 			log.Info("adopting the bundle an earlier attempt stored", "bundle", prev.Bundle)
 			if err := r.finishRun(ctx, c, t.JobID(), prev.Bundle, string(b.Manifest.Status)); err != nil || isGroup(run) {
@@ -420,12 +466,10 @@ func (r *Runner) runOnce(ctx context.Context, t hooks.Trigger, run Run) error {
 			return r.publish(ctx, t, key, t.JobID(), b, prev.Bundle)
 		}
 	}
+	if prev.Status == "running" {
+		log.Info("taking over a run whose worker is gone", "job", prev.Job, "since", prev.Since)
+	}
 	if run.Err == nil {
-		unlock, err := r.lockHost(ctx, run.Host.Name, run.Playbook.Name, t.JobID(), stale)
-		if err != nil {
-			return err
-		}
-		defer unlock()
 		// Last look before the run starts: an incident that resolved
 		// meanwhile is not diagnosed (its host may be a healthy
 		// replacement by now). A run already started finishes.
@@ -467,6 +511,27 @@ func (r *Runner) runOnce(ctx context.Context, t hooks.Trigger, run Run) error {
 	return r.publish(ctx, t, key, t.JobID(), b, prefix)
 }
 
+// doneRun handles a run that already finished: it is not run again, but
+// published where it has not been yet.
+func (r *Runner) doneRun(ctx context.Context, t hooks.Trigger, run Run, key string, prev runState, log *slog.Logger) error {
+	switch {
+	case isGroup(run):
+		return nil // published with its group, in publishFanouts
+	case r.unpublished(prev):
+		// Stored, but a publisher has not had it: publish the stored
+		// bundle; the run itself is not repeated.
+		log.Info("run done but not published everywhere; publishing it", "bundle", prev.Bundle)
+		b, err := evidence.Read(ctx, r.store, prev.Bundle)
+		if err != nil {
+			return fmt.Errorf("read bundle %s: %w", prev.Bundle, err)
+		}
+		return r.publish(ctx, t, key, t.JobID(), b, prev.Bundle)
+	}
+	log.Info("run already done; not running it again", "bundle", prev.Bundle)
+	r.events.RunRefused(t, run, RefusedDone)
+	return nil
+}
+
 // QueueJobs adapts runner/queue to the runner's Jobs.
 func QueueJobs(q *queue.Queue) Jobs { return queueJobs{q} }
 
@@ -483,3 +548,16 @@ func (j queueJobs) Next(ctx context.Context) (Job, error) {
 type queueJob struct{ *queue.Job }
 
 func (j queueJob) Trigger() hooks.Trigger { return j.Job.Trigger }
+
+// QueueLeases adapts runner/queue's leases to the runner's Leases.
+func QueueLeases(q *queue.Queue) Leases { return queueLeases{q.Leases()} }
+
+type queueLeases struct{ l *queue.Leases }
+
+func (l queueLeases) Acquire(ctx context.Context, key, holder string) (Lease, error) {
+	ls, err := l.l.Acquire(ctx, key, holder)
+	if err != nil {
+		return nil, err
+	}
+	return ls, nil
+}

@@ -332,6 +332,7 @@ func (e *queueEnv) start(t *testing.T, set *playbooks.Set, d runner.Dialer, grac
 		Config:    runner.Config{Workers: 2, Grace: grace, Heartbeat: 500 * time.Millisecond, Hints: runner.HintsConfig{Title: []runner.TitlePattern{{Pattern: `\bon (?P<host>[a-z0-9-]+)`}}}},
 		Jobs:      runner.QueueJobs(e.q),
 		State:     e.q.State(),
+		Leases:    runner.QueueLeases(e.q),
 		Inventory: testInventory(t),
 		Playbooks: set,
 		Dialer:    d,
@@ -439,20 +440,39 @@ func TestRedeliveryTakesOverItsClaim(t *testing.T) {
 	e.start(t, set, fixed(nil), 5*time.Second)
 	e.waitFor(t, "the bundle", func() bool { return len(e.manifests("INC2")) == 1 })
 
-	// A live claim held by a different job is left alone.
+	// A run whose host × playbook another job's live lease holds waits
+	// in the queue (the worker does not block on it), and runs once the
+	// lease is released; a claim whose holder holds no lease is stale.
 	other := trigger("INC3", "load on web-2")
 	key3 := queue.Key("run", "pagerduty", "INC3", "web-2", "basic")
 	claim3 := fmt.Sprintf(`{"status":"running","job":"pagerduty.someone-else","since":%q}`, time.Now().UTC().Format(time.RFC3339Nano))
 	if _, err := e.q.State().Create(context.Background(), key3, []byte(claim3)); err != nil {
 		t.Fatal(err)
 	}
+	lease, err := e.q.Leases().Acquire(context.Background(), queue.Key("lock", "web-2", "basic"), "pagerduty.someone-else")
+	if err != nil {
+		t.Fatal(err)
+	}
 	if _, err := e.q.Put(context.Background(), other); err != nil {
 		t.Fatal(err)
 	}
-	e.waitFor(t, "the job's ack", func() bool { return e.stored(t) == 0 })
-	if n := len(e.manifests("INC3")); n != 0 {
-		t.Fatalf("got %d bundles for a run another job holds, want 0", n)
+	// Meanwhile the workers take other work.
+	if _, err := e.q.Put(context.Background(), trigger("INC6", "load on web-1")); err != nil {
+		t.Fatal(err)
 	}
+	e.waitFor(t, "the other host's bundle", func() bool { return len(e.manifests("INC6")) == 1 })
+	time.Sleep(2 * time.Second) // a few deferrals
+	if n := len(e.manifests("INC3")); n != 0 {
+		t.Fatalf("got %d bundles for a run whose host another job holds, want 0", n)
+	}
+	if n := e.stored(t); n != 1 {
+		t.Fatalf("got %d jobs queued while the host is busy, want 1", n)
+	}
+	if err := lease.Release(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	e.waitFor(t, "the bundle once the lease is released", func() bool { return len(e.manifests("INC3")) == 1 })
+	e.waitFor(t, "the job's ack", func() bool { return e.stored(t) == 0 })
 }
 
 // TestShutdownHandsJobsBack: a job still running when the grace period

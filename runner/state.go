@@ -52,13 +52,11 @@ type claim struct {
 // errDone means the run already finished: it is not run again.
 var errDone = errors.New("run already done")
 
-// errBusy means another job holds a live claim on the run.
-var errBusy = errors.New("run claimed by another job")
-
-// claimRun takes the run for job, unless it is done or another job holds
-// a claim younger than stale. A redelivery of the same job takes its own
-// claim back: the worker that held it died or gave up.
-func (r *Runner) claimRun(ctx context.Context, key, job string, stale time.Duration) (claim, runState, error) {
+// claimRun takes the run for job, unless it is done. The caller holds the
+// run's host × playbook lease, and every worker holds that lease while it
+// has a run claimed: a "running" claim found here belongs to a worker that
+// died or handed its job back, and is taken over.
+func (r *Runner) claimRun(ctx context.Context, key, job string) (claim, runState, error) {
 	mine := runState{Status: "running", Job: job, Since: r.now().UTC()}
 	val, _ := json.Marshal(mine)
 	for range 5 {
@@ -82,9 +80,6 @@ func (r *Runner) claimRun(ctx context.Context, key, job string, stale time.Durat
 		}
 		if cur.Status == "done" {
 			return claim{}, cur, errDone
-		}
-		if cur.Job != job && r.now().Sub(cur.Since) < stale {
-			return claim{}, cur, errBusy
 		}
 		rev, err = r.state.Update(ctx, key, val, rev)
 		if errors.Is(err, queue.ErrConflict) {
@@ -126,56 +121,32 @@ func (r *Runner) finishRun(ctx context.Context, c claim, job, bundle, outcome st
 	return nil
 }
 
-// hostLock is the value of a host × playbook lock.
-type hostLock struct {
-	Job   string    `json:"job"`
-	Since time.Time `json:"since"`
-}
+// errHostBusy means another job's run holds the host × playbook lease:
+// the job is handed back to the queue for a little while (Job.Defer), and
+// the worker takes other work.
+var errHostBusy = errors.New("host busy with another run of the playbook")
 
-// lockHost takes the host × playbook lock: at most one run of a playbook
+// leaseHost takes the host × playbook lease: at most one run of a playbook
 // on a host at a time, across jobs and nodes (two alerts about one host
-// must not stack the same diagnostics on it). It waits while another live
-// job holds the lock; a lock left by this job (a crashed attempt) or older
-// than stale is broken. The returned func releases it.
-func (r *Runner) lockHost(ctx context.Context, host, playbook, job string, stale time.Duration) (func(), error) {
-	key := queue.Key("lock", host, playbook)
-	val, _ := json.Marshal(hostLock{Job: job, Since: r.now().UTC()})
-	wait := 100 * time.Millisecond
-	for {
-		rev, err := r.state.Create(ctx, key, val)
-		if err == nil {
-			return func() {
-				// Release even when the job's context has ended.
-				ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-				defer cancel()
-				if err := r.state.Delete(ctx, key, rev); err != nil {
-					r.log.Warn("release host lock", "key", key, "err", err)
-				}
-			}, nil
-		}
-		if !errors.Is(err, queue.ErrExists) {
-			return nil, fmt.Errorf("lock %s: %w", key, err)
-		}
-		raw, rev, err := r.state.Get(ctx, key)
-		if errors.Is(err, queue.ErrNotFound) {
-			continue
-		}
-		if err != nil {
-			return nil, fmt.Errorf("lock %s: %w", key, err)
-		}
-		var cur hostLock
-		_ = json.Unmarshal(raw, &cur)
-		if cur.Job == job || r.now().Sub(cur.Since) > stale {
-			if err := r.state.Delete(ctx, key, rev); err != nil && !errors.Is(err, queue.ErrConflict) {
-				return nil, fmt.Errorf("break lock %s: %w", key, err)
-			}
-			continue
-		}
-		select {
-		case <-ctx.Done():
-			return nil, fmt.Errorf("wait for %s on %s, held by job %s: %w", playbook, host, cur.Job, errShutdown)
-		case <-time.After(wait):
-		}
-		wait = min(2*wait, 2*time.Second)
+// must not stack the same diagnostics on it). It never waits: a lease held
+// by anyone, this job's earlier attempt included, is errHostBusy. A dead
+// holder's lease expires within the queue's lease TTL. The returned func
+// releases it.
+func (r *Runner) leaseHost(ctx context.Context, target, playbook, job string) (func(), error) {
+	key := queue.Key("lock", target, playbook)
+	l, err := r.leases.Acquire(ctx, key, job)
+	if errors.Is(err, queue.ErrHeld) {
+		return nil, fmt.Errorf("%w: %w", errHostBusy, err)
 	}
+	if err != nil {
+		return nil, fmt.Errorf("lease %s on %s: %w", playbook, target, err)
+	}
+	return func() {
+		// Release even when the job's context has ended.
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		if err := l.Release(ctx); err != nil {
+			r.log.Warn("release host lease; it expires on its own", "key", key, "err", err)
+		}
+	}, nil
 }

@@ -376,6 +376,8 @@ func (c *Config) applyDefaults(base string) {
 	c.Queue.Embedded.Dir = abs(c.Queue.Embedded.Dir)
 	c.Queue.CredsFile = abs(c.Queue.CredsFile)
 	c.Queue.PasswordFile = abs(c.Queue.PasswordFile)
+	c.Queue.Embedded.KeyFile = abs(c.Queue.Embedded.KeyFile)
+	c.Queue.Embedded.PreviousKeyFile = abs(c.Queue.Embedded.PreviousKeyFile)
 	c.Runner = c.Runner.WithDefaults()
 	c.PagerDuty.Notes.APIURL = cmp.Or(c.PagerDuty.Notes.APIURL, c.PagerDuty.APIURL)
 }

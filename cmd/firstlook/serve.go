@@ -1,7 +1,9 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -9,6 +11,8 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -103,6 +107,7 @@ func Serve(ctx context.Context, opts ServeOptions) error {
 	ro := cfg.runnerOptions(p, log.With("component", "runner"))
 	ro.Jobs = runner.QueueJobs(q)
 	ro.State = q.State()
+	ro.Leases = runner.QueueLeases(q)
 	ro.Events = events{runnerEvents{m: met, now: time.Now}, aud}
 	if ro.Dialer != nil {
 		ro.Dialer = dialer{next: ro.Dialer, m: met}
@@ -149,13 +154,17 @@ func Serve(ctx context.Context, opts ServeOptions) error {
 			return fmt.Errorf("listen: %w", err)
 		}
 	}
+	// net/http refuses some requests itself, before any handler (headers
+	// over MaxHeaderBytes, a malformed request): their plain-text answers
+	// become the JSON every other refusal gets.
+	ln = jsonRefusals{ln}
 	srv := &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: cfg.HTTP.ReadHeaderTimeout,
 		ReadTimeout:       cfg.HTTP.ReadTimeout,
 		WriteTimeout:      cfg.HTTP.WriteTimeout,
 		IdleTimeout:       cfg.HTTP.IdleTimeout,
-		MaxHeaderBytes:    64 << 10,
+		MaxHeaderBytes:    maxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 
@@ -215,6 +224,67 @@ func Serve(ctx context.Context, opts ServeOptions) error {
 	wg.Wait()
 	log.Info("stopped")
 	return errors.Join(srvErr, runErr)
+}
+
+// maxHeaderBytes caps a request's header block (net/http allows 4 KiB
+// more).
+const maxHeaderBytes = 64 << 10
+
+// jsonRefusals is a listener whose connections rewrite the plain-text
+// responses net/http writes on its own, before any handler runs (431 for
+// an oversized header block, 400 for a malformed request…), into JSON
+// bodies like every other refusal of the intake. net/http writes each of
+// them in one Write, in a fixed form (net/http/server.go, conn.serve).
+type jsonRefusals struct{ net.Listener }
+
+func (l jsonRefusals) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return &jsonRefusalConn{Conn: c}, nil
+}
+
+type jsonRefusalConn struct{ net.Conn }
+
+// netHTTPErrorHeaders are the headers of every response net/http writes
+// itself.
+const netHTTPErrorHeaders = "\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n"
+
+func (c *jsonRefusalConn) Write(p []byte) (int, error) {
+	rest, ok := bytes.CutPrefix(p, []byte("HTTP/1.1 "))
+	if !ok {
+		return c.Conn.Write(p)
+	}
+	status, _, ok := bytes.Cut(rest, []byte(netHTTPErrorHeaders))
+	if !ok || len(status) < 3 {
+		return c.Conn.Write(p)
+	}
+	code, err := strconv.Atoi(string(status[:3]))
+	if err != nil || code < 400 || code > 599 {
+		return c.Conn.Write(p)
+	}
+	reason := strings.ToLower(http.StatusText(code))
+	if code == http.StatusRequestHeaderFieldsTooLarge {
+		reason = fmt.Sprintf("request header fields too large: the limit is %d KiB", maxHeaderBytes>>10)
+	}
+	body, _ := json.Marshal(hooks.Reply{Status: "error", Reason: reason})
+	body = append(body, '\n')
+	resp := fmt.Appendf(nil, "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nX-Content-Type-Options: nosniff\r\nConnection: close\r\nContent-Length: %d\r\n\r\n%s",
+		code, http.StatusText(code), len(body), body)
+	if _, err := c.Conn.Write(resp); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+// CloseWrite lets net/http half-close the connection after a refusal, as
+// it does on a bare TCP connection.
+func (c *jsonRefusalConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
 }
 
 // sources builds the configured alert sources. This is the one list of

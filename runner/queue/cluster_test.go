@@ -173,7 +173,10 @@ func (c *natsCluster) config(t *testing.T) queue.Config {
 		Subject:  fmt.Sprintf("t%d.jobs", n),
 		Consumer: "workers",
 		KVBucket: fmt.Sprintf("kv%d", n),
-		Logger:   quietLogger(),
+		// Buckets of its own too: the same job ids recur across tests.
+		LeaseBucket:    fmt.Sprintf("leases%d", n),
+		DeliveryBucket: fmt.Sprintf("deliveries%d", n),
+		Logger:         quietLogger(),
 	}
 }
 

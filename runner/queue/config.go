@@ -26,6 +26,18 @@ const (
 	DefaultConsumer = "firstlook-workers"
 	// DefaultKVBucket is the key-value bucket holding per-incident state.
 	DefaultKVBucket = "firstlook_incidents"
+	// DefaultLeaseBucket is the key-value bucket holding the workers'
+	// leases.
+	DefaultLeaseBucket = "firstlook_leases"
+	// DefaultDeliveryBucket is the key-value bucket remembering finished
+	// jobs' ids for the duplicate window.
+	DefaultDeliveryBucket = "firstlook_deliveries"
+	// DefaultLeaseTTL is how long a lease outlives its holder's last
+	// renewal (every third of it): a worker that dies frees its host ×
+	// playbook within this time. Long enough that a loaded machine's
+	// pauses do not lose a live lease, short enough that nobody waits for a
+	// dead one.
+	DefaultLeaseTTL = 10 * time.Second
 	// DefaultDuplicateWindow is how long a webhook id is recognised:
 	// PagerDuty retries within minutes, and a person may re-send a delivery
 	// from the PagerDuty UI hours later.
@@ -101,11 +113,19 @@ type Config struct {
 	Consumer string `yaml:"consumer"`
 	// KVBucket names the per-incident state bucket (DefaultKVBucket).
 	KVBucket string `yaml:"kv_bucket"`
+	// LeaseBucket and DeliveryBucket name the buckets of the workers'
+	// leases and of finished jobs' ids (DefaultLeaseBucket,
+	// DefaultDeliveryBucket).
+	LeaseBucket    string `yaml:"lease_bucket"`
+	DeliveryBucket string `yaml:"delivery_bucket"`
 	// StateTTL is how long a state entry lives after its last write
 	// (DefaultStateTTL).
 	StateTTL time.Duration `yaml:"state_ttl"`
-	// DuplicateWindow is how long a webhook id is recognised as already
-	// queued (DefaultDuplicateWindow).
+	// LeaseTTL is how long a worker's host × playbook lease outlives its
+	// last renewal (DefaultLeaseTTL); at least 1s.
+	LeaseTTL time.Duration `yaml:"lease_ttl"`
+	// DuplicateWindow is how long a webhook id is recognised, whether its
+	// job is queued, running or finished (DefaultDuplicateWindow).
 	DuplicateWindow time.Duration `yaml:"duplicate_window"`
 	// AckWait is the lease of a delivered job (DefaultAckWait); workers
 	// extend it with Job.InProgress.
@@ -155,6 +175,20 @@ type EmbeddedConfig struct {
 	Listen string `yaml:"listen"`
 	// Cluster joins several firstlook nodes' embedded servers.
 	Cluster ClusterConfig `yaml:"cluster"`
+	// KeyFile, when set, turns on encryption at rest: the store's files
+	// (jobs, which hold webhook bodies, and state) are encrypted with a
+	// key derived from this file's contents (trailing newlines dropped; at
+	// least 16 bytes). A systemd credential ($CREDENTIALS_DIRECTORY/…) or
+	// a mounted secret are both files. Losing it loses the store: see the
+	// README.
+	KeyFile string `yaml:"key_file"`
+	// PreviousKeyFile, set together with a new KeyFile for one start,
+	// rotates the key: the store is read with the previous key and
+	// rewritten with the new one.
+	PreviousKeyFile string `yaml:"previous_key_file"`
+	// Cipher is the encryption at rest's cipher: "chacha" (the default)
+	// or "aes".
+	Cipher string `yaml:"cipher"`
 }
 
 // ClusterConfig clusters embedded servers through NATS routes.
@@ -187,7 +221,8 @@ func (c Config) Validate() error {
 		if err := validateURLs(c.URL); err != nil {
 			return err
 		}
-		if c.Embedded.Dir != "" || c.Embedded.Name != "" || c.Embedded.Listen != "" || c.Embedded.Cluster.enabled() {
+		if c.Embedded.Dir != "" || c.Embedded.Name != "" || c.Embedded.Listen != "" || c.Embedded.Cluster.enabled() ||
+			c.Embedded.KeyFile != "" || c.Embedded.PreviousKeyFile != "" || c.Embedded.Cipher != "" {
 			return errors.New("embedded: set, but url is set: the embedded server is not used")
 		}
 		if c.Sync != "" {
@@ -225,7 +260,7 @@ func (c Config) Validate() error {
 	if c.Replicas < 0 || c.Replicas > 5 {
 		return fmt.Errorf("replicas: %d: want 1 to 5", c.Replicas)
 	}
-	for _, n := range []struct{ field, v string }{{"stream", c.Stream}, {"consumer", c.Consumer}, {"kv_bucket", c.KVBucket}} {
+	for _, n := range []struct{ field, v string }{{"stream", c.Stream}, {"consumer", c.Consumer}, {"kv_bucket", c.KVBucket}, {"lease_bucket", c.LeaseBucket}, {"delivery_bucket", c.DeliveryBucket}} {
 		if n.v != "" && !nameRe.MatchString(n.v) {
 			return fmt.Errorf("%s: %q: want 1 to 64 of [a-zA-Z0-9_-]", n.field, n.v)
 		}
@@ -240,13 +275,16 @@ func (c Config) Validate() error {
 	for _, d := range []struct {
 		field string
 		v     time.Duration
-	}{{"state_ttl", c.StateTTL}, {"duplicate_window", c.DuplicateWindow}, {"ack_wait", c.AckWait}} {
+	}{{"state_ttl", c.StateTTL}, {"duplicate_window", c.DuplicateWindow}, {"ack_wait", c.AckWait}, {"lease_ttl", c.LeaseTTL}} {
 		if d.v < 0 {
 			return fmt.Errorf("%s: %s: must not be negative", d.field, d.v)
 		}
 	}
 	if c.StateTTL != 0 && c.StateTTL < time.Second {
 		return fmt.Errorf("state_ttl: %s: want at least 1s", c.StateTTL)
+	}
+	if c.LeaseTTL != 0 && c.LeaseTTL < time.Second {
+		return fmt.Errorf("lease_ttl: %s: want at least 1s", c.LeaseTTL)
 	}
 	if c.MaxDeliver < 0 {
 		return fmt.Errorf("max_deliver: %d: want at least 1", c.MaxDeliver)
@@ -255,6 +293,17 @@ func (c Config) Validate() error {
 }
 
 func (e EmbeddedConfig) validate() error {
+	switch e.Cipher {
+	case "", "chacha", "aes":
+	default:
+		return fmt.Errorf("embedded.cipher: %q: want chacha or aes", e.Cipher)
+	}
+	if e.Cipher != "" && e.KeyFile == "" {
+		return errors.New("embedded.cipher: set without embedded.key_file")
+	}
+	if e.PreviousKeyFile != "" && e.KeyFile == "" {
+		return errors.New("embedded.previous_key_file: set without embedded.key_file (the new key)")
+	}
 	if e.Listen != "" {
 		if err := validateHostPort(e.Listen); err != nil {
 			return fmt.Errorf("embedded.listen: %w", err)
@@ -335,6 +384,9 @@ func (c Config) withDefaults() Config {
 	c.Subject = cmp.Or(c.Subject, DefaultSubject)
 	c.Consumer = cmp.Or(c.Consumer, DefaultConsumer)
 	c.KVBucket = cmp.Or(c.KVBucket, DefaultKVBucket)
+	c.LeaseBucket = cmp.Or(c.LeaseBucket, DefaultLeaseBucket)
+	c.DeliveryBucket = cmp.Or(c.DeliveryBucket, DefaultDeliveryBucket)
+	c.LeaseTTL = cmp.Or(c.LeaseTTL, DefaultLeaseTTL)
 	c.StateTTL = cmp.Or(c.StateTTL, DefaultStateTTL)
 	c.DuplicateWindow = cmp.Or(c.DuplicateWindow, DefaultDuplicateWindow)
 	c.AckWait = cmp.Or(c.AckWait, DefaultAckWait)

@@ -35,6 +35,9 @@ func runContract(t *testing.T, config func(t *testing.T) queue.Config) {
 		{"StateConcurrentCAS", testStateConcurrentCAS},
 		{"StateKeys", testStateKeys},
 		{"Reopen", testReopen},
+		{"DuplicateAfterFinish", testDuplicateAfterFinish},
+		{"DeferIsNotAnAttempt", testDeferIsNotAnAttempt},
+		{"Leases", testLeases},
 		{"Closed", testClosed},
 		{"NextHonoursContext", testNextContext},
 	}

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -40,6 +42,22 @@ func startEmbedded(cfg Config, password string) (s *server.Server, user, pass st
 	}
 	if always {
 		opts.SyncInterval = 2 * time.Minute
+	}
+	if err := encryption(cfg.Embedded, opts); err != nil {
+		return nil, "", "", err
+	}
+	if cfg.Embedded.PreviousKeyFile != "" {
+		// nats-server re-keys streams with the previous key but not a
+		// consumer's state (v2.15.2: consumer stores ignore the old
+		// key), so the workers' consumer could not be opened. Its state
+		// is only which jobs are leased: without it, the work-queue
+		// stream's jobs are all delivered again, and runs that finished
+		// are skipped as ever.
+		obs := filepath.Join(cfg.Embedded.Dir, "jetstream", "$G", "streams", cfg.Stream, "obs", cfg.Consumer)
+		if err := os.RemoveAll(obs); err != nil {
+			return nil, "", "", fmt.Errorf("embedded: key rotation: remove consumer state: %w", err)
+		}
+		cfg.Logger.Warn("queue: rotating the encryption key; remove embedded.previous_key_file once started")
 	}
 	switch {
 	case cfg.Embedded.Listen != "":
@@ -97,6 +115,44 @@ func startEmbedded(cfg Config, password string) (s *server.Server, user, pass st
 		return nil, "", "", fmt.Errorf("start embedded server: not ready after %s (see its log)", startTimeout)
 	}
 	return s, user, pass, nil
+}
+
+// minKeyLen is the shortest encryption key file accepted.
+const minKeyLen = 16
+
+// encryption turns on JetStream's encryption at rest when a key file is
+// configured. The server derives each stream's keys from it; the files on
+// disk hold ciphertext only.
+func encryption(e EmbeddedConfig, opts *server.Options) error {
+	if e.KeyFile == "" {
+		return nil
+	}
+	read := func(field, path string) (string, error) {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return "", fmt.Errorf("embedded.%s: %w", field, err)
+		}
+		k := strings.TrimRight(string(b), "\r\n")
+		if len(k) < minKeyLen {
+			// Not echoing the key, nor its length.
+			return "", fmt.Errorf("embedded.%s: %s: want at least %d bytes of key", field, path, minKeyLen)
+		}
+		return k, nil
+	}
+	var err error
+	if opts.JetStreamKey, err = read("key_file", e.KeyFile); err != nil {
+		return err
+	}
+	if e.PreviousKeyFile != "" {
+		if opts.JetStreamOldKey, err = read("previous_key_file", e.PreviousKeyFile); err != nil {
+			return err
+		}
+	}
+	opts.JetStreamCipher = server.ChaCha
+	if e.Cipher == "aes" {
+		opts.JetStreamCipher = server.AES
+	}
+	return nil
 }
 
 // splitHostPort splits a validated host:port; port 0 asks for a free port,

@@ -11,3 +11,9 @@ func PublishRaw(ctx context.Context, q *Queue, data []byte) error {
 
 // Replicas is the replication Open settled on.
 func Replicas(q *Queue) int { return q.cfg.Replicas }
+
+// Abandon stops renewing l without releasing it, as a killed holder does.
+func Abandon(l *Lease) {
+	l.stop()
+	<-l.kept
+}

@@ -48,9 +48,10 @@ func (e *PoisonError) Error() string {
 func (e *PoisonError) Unwrap() []error { return []error{ErrPoison, e.Err} }
 
 // Job is a leased trigger. The lease lasts AckWait; the worker extends it
-// with InProgress and ends it with exactly one of Ack, Nak or Term. A job
-// neither acked nor terminated is redelivered, up to MaxDeliver times, and
-// then once more, Exhausted, to be reported.
+// with InProgress and ends it with exactly one of Ack, Nak, Defer or Term.
+// A job neither acked nor terminated is redelivered; after MaxDeliver
+// attempts it is delivered once more, Exhausted, to be reported. Deliveries
+// that ended in Defer are not attempts.
 type Job struct {
 	// Trigger is the stored trigger.
 	Trigger hooks.Trigger
@@ -59,29 +60,34 @@ type Job struct {
 	// Delivery counts deliveries of this job, this one included: 1 on the
 	// first attempt.
 	Delivery int
+	// Deferred counts the earlier deliveries that ended in Defer.
+	Deferred int
 	// Stored is when the stream stored the job.
 	Stored time.Time
 
 	maxDeliver int
 	nc         *nats.Conn
+	seen       *deliveries
 	reply      string // the JetStream ack subject of this delivery
 
 	mu   sync.Mutex
 	done bool
 }
 
-// Last reports whether this is the job's last attempt (Delivery reached
+// Attempt counts the deliveries of this job that were attempts (not ended
+// by Defer), this one included: 1 on the first attempt.
+func (j *Job) Attempt() int { return j.Delivery - j.Deferred }
+
+// Last reports whether this is the job's last attempt (Attempt reached
 // MaxDeliver): if it fails, the worker should report the failure as
 // evidence and Ack or Term the job rather than Nak it.
-func (j *Job) Last() bool { return j.Delivery >= j.maxDeliver }
+func (j *Job) Last() bool { return j.Attempt() >= j.maxDeliver }
 
-// Exhausted reports a delivery past MaxDeliver: the last attempt ended
+// Exhausted reports an attempt past MaxDeliver: the last attempt ended
 // without an Ack or a Term, because its worker died or nak'ed it. The worker
 // must not run the job again; it should report that diagnostics could not
-// run, and Term it. The consumer allows this one extra delivery because
-// JetStream otherwise keeps such a job stored and never delivers it again,
-// and the incident would get silence.
-func (j *Job) Exhausted() bool { return j.Delivery > j.maxDeliver }
+// run, and Ack or Term it, or the job keeps coming back.
+func (j *Job) Exhausted() bool { return j.Attempt() > j.maxDeliver }
 
 // JetStream's acknowledgement protocol
 // (https://docs.nats.io/using-nats/developer/develop_jetstream/consumers#delivery-reliability).
@@ -92,11 +98,48 @@ var (
 	ackTerm     = []byte("+TERM")
 )
 
-// Ack reports the job done; it leaves the stream. Ack waits for the
-// server's confirmation (a double ack), so a nil error means the job will
-// not be redelivered.
+// Ack reports the job done; it leaves the stream. Ack first records the
+// job id as finished, so a re-sent delivery stays a duplicate for the
+// duplicate window, then waits for the server's confirmation (a double
+// ack): a nil error means the job will not be redelivered.
 func (j *Job) Ack(ctx context.Context) error {
+	if err := j.finish(ctx, "ack"); err != nil {
+		return err
+	}
 	return j.ack(ctx, "ack", ackAck, true)
+}
+
+// finish records the job id as finished (see deliveries).
+func (j *Job) finish(ctx context.Context, what string) error {
+	if j.seen == nil {
+		return nil
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, defaultOpTimeout)
+		defer cancel()
+	}
+	if err := j.seen.finish(ctx, j.Trigger.JobID(), j.Sequence); err != nil {
+		return fmt.Errorf("queue: %s job %d: %w", what, j.Sequence, err)
+	}
+	return nil
+}
+
+// Defer hands the job back for redelivery after delay without counting
+// the delivery as an attempt: the job could not start yet (its host is
+// busy with another run), which is no fault of the job's.
+func (j *Job) Defer(ctx context.Context, delay time.Duration) error {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, defaultOpTimeout)
+		defer cancel()
+	}
+	if err := j.seen.deferred(ctx, j.Trigger.JobID()); err != nil {
+		// Handed back all the same; the delivery counts as an attempt.
+		_ = j.Nak(ctx, delay)
+		return fmt.Errorf("queue: defer job %d: %w", j.Sequence, err)
+	}
+	return j.Nak(ctx, delay)
 }
 
 // Nak hands the job back for redelivery after delay (at once if delay is
@@ -116,8 +159,11 @@ func (j *Job) InProgress(ctx context.Context) error {
 }
 
 // Term ends the job without success: it leaves the stream and is not
-// delivered again.
+// delivered again, and a re-sent delivery is a duplicate (see Ack).
 func (j *Job) Term(ctx context.Context) error {
+	if err := j.finish(ctx, "term"); err != nil {
+		return err
+	}
 	return j.ack(ctx, "term", ackTerm, true)
 }
 
@@ -248,6 +294,16 @@ func (q *Queue) job(ctx context.Context, msg jetstream.Msg) (*Job, error) {
 		perr = checkJobID(j.Trigger, j.Trigger.JobID())
 	}
 	if perr == nil {
+		j.seen = q.seen
+		if j.Delivery > 1 {
+			// A failed read counts every delivery as an attempt: the job
+			// may be reported exhausted early, never run without end.
+			if n, _, err := q.seen.deferrals(ctx, j.Trigger.JobID()); err == nil {
+				j.Deferred = min(n, j.Delivery-1)
+			} else {
+				q.cfg.Logger.Warn("queue: next: read deferrals", "job", j.Trigger.JobID(), "err", err)
+			}
+		}
 		return j, nil
 	}
 	reason := fmt.Appendf(nil, "%s firstlook: not a trigger: %s", ackTerm, strconv.Quote(perr.Error()))

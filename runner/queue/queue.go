@@ -11,9 +11,12 @@
 // JetStream provides the guarantees the design needs without home-made
 // machinery: Put returns only after the stream has stored the trigger (on
 // disk, or on a quorum of the cluster), publish de-duplication by message id
-// turns a redelivered webhook into no second job, ack-wait redelivery and a
-// delivery cap recover from crashed workers, and the bucket's revisions give
-// compare-and-set.
+// turns a redelivered webhook into no second job while its job is stored,
+// and a bucket of finished jobs' ids (entries expiring after the duplicate
+// window) once it is not; ack-wait redelivery and a cap on attempts recover
+// from crashed workers; the buckets' revisions give compare-and-set; and a
+// bucket whose entries expire a few seconds after their holder stops
+// renewing them gives leases that die with their holder.
 package queue
 
 import (
@@ -24,6 +27,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -59,6 +63,10 @@ type Queue struct {
 	strm  jetstream.Stream
 	cons  jetstream.Consumer
 	state *State
+	// leases are the workers' host × playbook claims; seen remembers
+	// finished jobs' ids for the duplicate window.
+	leases *Leases
+	seen   *deliveries
 
 	// Built once: Put runs on the webhook hot path.
 	subject string
@@ -196,6 +204,12 @@ func (q *Queue) ensure(ctx context.Context) error {
 	}
 	q.js = js
 	c := q.cfg
+	if q.srv != nil && !c.Embedded.Cluster.enabled() {
+		// A clustered server learns its streams from its peers, later.
+		if err := q.checkRecovered(ctx); err != nil {
+			return err
+		}
+	}
 	steps := []struct {
 		what string
 		do   func(context.Context) error
@@ -219,13 +233,16 @@ func (q *Queue) ensure(ctx context.Context) error {
 				Description: "firstlook workers",
 				AckPolicy:   jetstream.AckExplicitPolicy,
 				AckWait:     c.AckWait,
-				// One more than the attempts: see Job.Exhausted.
-				MaxDeliver: c.MaxDeliver + 1,
+				// No cap here: a job deferred because its host was busy
+				// (Job.Defer) is delivered again without that counting
+				// as an attempt, so Job counts attempts itself and
+				// reports a job past MaxDeliver as Exhausted.
+				MaxDeliver: -1,
 			})
 			return err
 		}},
 		{"bucket " + c.KVBucket, func(ctx context.Context) error {
-			_, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+			kv, err := q.bucket(ctx, jetstream.KeyValueConfig{
 				Bucket:      c.KVBucket,
 				Description: "firstlook per-incident state",
 				History:     1,
@@ -236,25 +253,39 @@ func (q *Queue) ensure(ctx context.Context) error {
 			if err != nil {
 				return err
 			}
-			// The jetstream package makes every bucket allow direct gets,
-			// which any replica answers, followers included: a Get right
-			// after another node's Create can then miss it. State is read
-			// to decide what to write, so reads go to the stream leader.
-			strm, err := js.Stream(ctx, kvStreamPrefix+c.KVBucket)
-			if err != nil {
-				return err
-			}
-			if sc := strm.CachedInfo().Config; sc.AllowDirect {
-				sc.AllowDirect = false
-				if _, err := js.UpdateStream(ctx, sc); err != nil {
-					return err
-				}
-			}
-			kv, err := js.KeyValue(ctx, c.KVBucket)
-			if err != nil {
-				return err
-			}
 			q.state = &State{kv: kv}
+			return nil
+		}},
+		{"bucket " + c.LeaseBucket, func(ctx context.Context) error {
+			kv, err := q.bucket(ctx, jetstream.KeyValueConfig{
+				Bucket:      c.LeaseBucket,
+				Description: "firstlook leases: host × playbook claims kept alive by their holders",
+				History:     1,
+				TTL:         c.LeaseTTL,
+				// Leases need not survive the servers: their holders
+				// do not either.
+				Storage:  jetstream.MemoryStorage,
+				Replicas: c.Replicas,
+			})
+			if err != nil {
+				return err
+			}
+			q.leases = &Leases{kv: kv, ttl: c.LeaseTTL, log: c.Logger}
+			return nil
+		}},
+		{"bucket " + c.DeliveryBucket, func(ctx context.Context) error {
+			kv, err := q.bucket(ctx, jetstream.KeyValueConfig{
+				Bucket:      c.DeliveryBucket,
+				Description: "firstlook deliveries: ids of finished jobs, for de-duplication",
+				History:     1,
+				TTL:         c.DuplicateWindow,
+				Storage:     jetstream.FileStorage,
+				Replicas:    c.Replicas,
+			})
+			if err != nil {
+				return err
+			}
+			q.seen = &deliveries{kv: kv}
 			return nil
 		}},
 	}
@@ -264,6 +295,57 @@ func (q *Queue) ensure(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// checkRecovered refuses an embedded store whose streams are on disk but
+// were not loaded: encrypted with another key, or encrypted while no key
+// is configured. Creating them anew would answer webhooks with an empty
+// queue over the unreadable one.
+func (q *Queue) checkRecovered(ctx context.Context) error {
+	c := q.cfg
+	streams := filepath.Join(c.Embedded.Dir, "jetstream", "$G", "streams")
+	for _, name := range []string{c.Stream, kvStreamPrefix + c.KVBucket, kvStreamPrefix + c.DeliveryBucket} {
+		if _, err := os.Stat(filepath.Join(streams, name)); err != nil {
+			continue // not created yet
+		}
+		err := retry(ctx, c, "stream "+name, func(ctx context.Context) error {
+			_, err := q.js.Stream(ctx, name)
+			if errors.Is(err, jetstream.ErrStreamNotFound) {
+				return &jetstream.APIError{Code: 400, Description: "not loaded"}
+			}
+			return err
+		})
+		if err != nil {
+			hint := "embedded.key_file is not set, and the store may be encrypted"
+			if c.Embedded.KeyFile != "" {
+				hint = "the store may be encrypted with another key than embedded.key_file's"
+			}
+			return fmt.Errorf("queue: the store in %s has stream %s, but the server could not load it (%s; see the server's errors in the log): %w", c.Embedded.Dir, name, hint, err)
+		}
+	}
+	return nil
+}
+
+// bucket creates or updates a key-value bucket whose reads go to its
+// stream's leader. The jetstream package makes every bucket allow direct
+// gets, which any replica answers, followers included: a Get right after
+// another node's Create can then miss it. Buckets are read to decide what
+// to write, so reads go to the stream leader.
+func (q *Queue) bucket(ctx context.Context, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
+	if _, err := q.js.CreateOrUpdateKeyValue(ctx, cfg); err != nil {
+		return nil, err
+	}
+	strm, err := q.js.Stream(ctx, kvStreamPrefix+cfg.Bucket)
+	if err != nil {
+		return nil, err
+	}
+	if sc := strm.CachedInfo().Config; sc.AllowDirect {
+		sc.AllowDirect = false
+		if _, err := q.js.UpdateStream(ctx, sc); err != nil {
+			return nil, err
+		}
+	}
+	return q.js.KeyValue(ctx, cfg.Bucket)
 }
 
 // retry calls do until it succeeds, fails for good, or ctx ends. A cluster
@@ -324,13 +406,13 @@ func (q *Queue) shutdownServer() {
 }
 
 // Put stores t as a job and returns once JetStream has acknowledged it:
-// written to the store's file (or to a quorum of the cluster). The job's
-// message id is t.JobID(), so a redelivered webhook within the duplicate
-// window is stored once: the second Put returns duplicate true. The
-// server remembers the ids of finished (acked) jobs in memory only: after a
-// restart of the embedded server, or of a whole cluster, a redelivery of a
-// finished job makes a new job, so the runner must make effects idempotent
-// through State (as it must anyway for a person's re-sends).
+// written to the store's file (or to a quorum of the cluster). A trigger
+// whose job id (t.JobID()) was seen within DuplicateWindow is not stored
+// again: Put returns duplicate true, whether that job is still queued,
+// running or finished, across restarts and across the nodes of a cluster.
+// Queued and running jobs are recognised by the stream's de-duplication
+// (the job id is the message id); finished ones by the deliveries bucket,
+// which Ack and Term write before the job leaves the stream.
 //
 // Put retries a stream without a leader (a cluster electing one) until ctx
 // ends; retries are safe because of the message id. Without a deadline on
@@ -358,6 +440,13 @@ func (q *Queue) Put(ctx context.Context, t hooks.Trigger) (duplicate bool, err e
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, defaultOpTimeout)
 		defer cancel()
+	}
+	if done, err := q.seen.finished(ctx, id); err != nil {
+		// Storing it again is safe (runs are idempotent through State);
+		// refusing a webhook because of a lookup is not.
+		q.cfg.Logger.Warn("queue: put: could not check the delivery against finished jobs; queueing it", "job", id, "err", err)
+	} else if done {
+		return true, nil
 	}
 	var ack *jetstream.PubAck
 	pol := retrypkg.Policy{Name: "queue: put " + id, Initial: 50 * time.Millisecond, Max: time.Second}
@@ -412,6 +501,9 @@ func checkJobID(t hooks.Trigger, id string) error {
 
 // State returns the per-incident state bucket.
 func (q *Queue) State() *State { return q.state }
+
+// Leases returns the workers' leases.
+func (q *Queue) Leases() *Leases { return q.leases }
 
 // Stats counts the queue's jobs, for tests, benchmarks and metrics.
 type Stats struct {

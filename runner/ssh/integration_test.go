@@ -180,7 +180,9 @@ func TestIntegrationBastionReuseAndRedial(t *testing.T) {
 func TestIntegrationKeepaliveDropsHungBastion(t *testing.T) {
 	n := sshtest.New(t, sshtest.Options{Hosts: []string{"web-1"}})
 	cfg := fileConfig(n)
-	cfg.KeepaliveInterval, cfg.ConnectTimeout = 100*time.Millisecond, time.Second
+	// The connect timeout also bounds a keepalive's reply: long enough
+	// for a loaded machine's first dial, and the drop is awaited as long.
+	cfg.KeepaliveInterval, cfg.ConnectTimeout = 100*time.Millisecond, sshtest.Timeout(5*time.Second)
 	d := newDialer(t, cfg)
 	c := dial(t, d, target(n, "web-1"))
 	c.Close()
@@ -190,7 +192,7 @@ func TestIntegrationKeepaliveDropsHungBastion(t *testing.T) {
 	for _, p := range n.Processes(sshtest.BastionName) {
 		syscall.Kill(p.PID, syscall.SIGSTOP)
 	}
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(cfg.ConnectTimeout + sshtest.Timeout(30*time.Second))
 	for d.Stats().BastionDrops == 0 {
 		if time.Now().After(deadline) {
 			t.Fatalf("Stats: got %+v, want the hung bastion connection dropped by a failed keepalive", d.Stats())

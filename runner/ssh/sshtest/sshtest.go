@@ -45,6 +45,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -791,4 +792,20 @@ func killNetns(ns string) error {
 	}
 	pids, _ := pidsInNetns(ns)
 	return fmt.Errorf("processes left in %s: %v", ns, pids)
+}
+
+// TimeoutScaleEnv names the environment variable that scales every test
+// deadline taken through Timeout: a float, default 1. A loaded machine (CI
+// on two shared cores) sets it above 1 rather than a test guessing.
+const TimeoutScaleEnv = "FIRSTLOOK_TEST_TIMEOUT_SCALE"
+
+// Timeout returns d scaled by FIRSTLOOK_TEST_TIMEOUT_SCALE. Tests take
+// every deadline that a slow machine could miss (a connect timeout, a wait
+// for something to happen) from here, with a generous d.
+func Timeout(d time.Duration) time.Duration {
+	s, err := strconv.ParseFloat(os.Getenv(TimeoutScaleEnv), 64)
+	if err != nil || s <= 0 {
+		return d
+	}
+	return time.Duration(float64(d) * s)
 }
