@@ -142,7 +142,9 @@ func encodedKey(s []byte) bool {
 // digits, or 16 or more letters, a quarter to three quarters capitals,
 // with the entropy of random text (not a CamelCase name).
 func lettersAndDigits(s []byte) bool {
-	has := func(lo, hi rune) bool { return bytes.IndexFunc(s, func(r rune) bool { return lo <= r && r <= hi }) >= 0 }
+	has := func(lo, hi rune) bool {
+		return bytes.IndexFunc(s, func(r rune) bool { return lo <= r && r <= hi }) >= 0
+	}
 	letters := has('a', 'z') || has('A', 'Z')
 	if has('0', '9') {
 		return letters
