@@ -17,10 +17,13 @@ LDFLAGS   := -X main.version=$(VERSION)
 STATICCHECK_VERSION := v0.8.2
 VERSITYGW_VERSION   := v1.8.0
 PRISM_VERSION       := 5.16.0
+# v0.35.0's module lacks the UI assets and does not go install.
+ALERTMANAGER_VERSION := v0.31.1
 TOOLS       := $(CURDIR)/.tools
 STATICCHECK := $(TOOLS)/staticcheck@$(STATICCHECK_VERSION)/staticcheck
 VERSITYGW   := $(TOOLS)/versitygw@$(VERSITYGW_VERSION)/versitygw
 PRISM       := $(TOOLS)/prism@$(PRISM_VERSION)/node_modules/.bin/prism
+ALERTMANAGER := $(TOOLS)/alertmanager@$(ALERTMANAGER_VERSION)/alertmanager
 
 # What the integration tests need from Debian: sshd for the bastion and
 # hosts in network namespaces; ip (iproute2) and unshare/nsenter
@@ -45,6 +48,7 @@ build:
 test: tools lint
 	@if [ -x $(PRISM) ] && [ -z "$$FIRSTLOOK_PRISM" ]; then export FIRSTLOOK_PRISM=$(PRISM); fi; \
 	export FIRSTLOOK_VERSITYGW=$${FIRSTLOOK_VERSITYGW:-$(VERSITYGW)}; \
+	export FIRSTLOOK_ALERTMANAGER=$${FIRSTLOOK_ALERTMANAGER:-$(ALERTMANAGER)}; \
 	echo "$(GO) test -race -count=1 -timeout 20m $(PKGS)"; \
 	$(GO) build -o $(TOOLS)/testsummary ./cmd/firstlook/internal/testsummary && \
 	$(GO) test -json -race -count=1 -timeout 20m $(PKGS) 2>&1 | $(TOOLS)/testsummary
@@ -57,13 +61,16 @@ lint: $(STATICCHECK)
 
 ## tools: the pinned Go tools, Prism (when npm is there) and, as root with
 ## apt, the Debian packages. Each is installed once.
-tools: system-packages $(STATICCHECK) $(VERSITYGW) prism
+tools: system-packages $(STATICCHECK) $(VERSITYGW) $(ALERTMANAGER) prism
 
 $(STATICCHECK):
 	GOBIN=$(dir $@) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
 
 $(VERSITYGW):
 	GOBIN=$(dir $@) $(GO) install github.com/versity/versitygw/cmd/versitygw@$(VERSITYGW_VERSION)
+
+$(ALERTMANAGER):
+	GOBIN=$(dir $@) $(GO) install github.com/prometheus/alertmanager/cmd/alertmanager@$(ALERTMANAGER_VERSION)
 
 # Prism serves the official PagerDuty spec to the publisher's tests. It
 # needs Node.js (>= 20 works; the package declares >= 24.18) and npm; as

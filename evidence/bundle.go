@@ -61,6 +61,9 @@ type Incident struct {
 	Service  string `json:"service,omitempty"`
 	Event    string `json:"event"`
 	Delivery string `json:"delivery_id,omitempty"`
+	// Note is what the alert source said the run must report: who asked
+	// for it again, alerts the sender left out.
+	Note string `json:"note,omitempty"`
 }
 
 // Host is the host the run targeted, as the inventory describes it, or as

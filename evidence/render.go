@@ -50,6 +50,9 @@ func Markdown(rep Report) string {
 		fmt.Fprintf(&sb, " (%s)", d)
 	}
 	sb.WriteString("\n")
+	if m.Incident.Note != "" {
+		fmt.Fprintf(&sb, "%s\n", m.Incident.Note)
+	}
 	if m.Status == StatusNotStarted {
 		fmt.Fprintf(&sb, "Why: %s\n", m.Error)
 	}

@@ -1,8 +1,11 @@
-// Package hooks is firstlook's HTTP intake: one handler per alert source,
-// shared request limits, and the normalised Trigger that every source
-// produces. A handler verifies the sender, parses its payload into a Trigger,
-// stores it durably through a Queue and only then answers 2xx, so a crash
-// after the answer loses nothing.
+// Package hooks is firstlook's HTTP intake: the Source contract that each
+// alert source implements in its own package (hooks/pagerduty,
+// hooks/alertmanager, hooks/mackerel, hooks/sns), the one pipeline they all
+// go through (Handler: capped body read, authentication, parse, event
+// filter, store before the 2xx, the JSON reply), and the normalised Trigger
+// every source produces. A delivery is stored durably through a Queue (or
+// its resolve recorded through a Resolver) before the 2xx, so a crash after
+// the answer loses nothing.
 package hooks
 
 import (
@@ -14,10 +17,12 @@ import (
 // which incident, which event, and where to look. Playbooks match on it and
 // their templates read it; nothing else of a payload reaches a playbook.
 type Trigger struct {
-	// Source names the sender ("pagerduty").
+	// Source names the sender ("pagerduty", "alertmanager", "mackerel",
+	// "sns").
 	Source string `json:"source"`
 	// DeliveryID identifies one delivery; a sender's retries repeat it
-	// (PagerDuty's X-Webhook-Id).
+	// (PagerDuty's X-Webhook-Id, SNS's MessageId; Alertmanager's group
+	// key, fingerprint and startsAt).
 	DeliveryID string `json:"delivery_id"`
 	// Event is the sender's event type ("incident.triggered").
 	Event string `json:"event"`
@@ -25,6 +30,17 @@ type Trigger struct {
 	Incident Incident `json:"incident"`
 	// Hints name the affected host(s) where the payload says so.
 	Hints Hints `json:"hints,omitzero"`
+	// Alert names what a resolve resolves when it is not the incident
+	// itself: a CloudWatch alarm raises a new incident each time it goes
+	// to ALARM, and its OK names the alarm. Empty: the incident.
+	Alert string `json:"alert,omitempty"`
+	// Again is set when a person asked for diagnostics again (PagerDuty's
+	// "run again" action): the incident's runs start anew even though
+	// they ran, once per request (DeliveryID).
+	Again bool `json:"again,omitempty"`
+	// Note is what the run must report besides its outcome: who asked
+	// for it again, alerts the sender left out.
+	Note string `json:"note,omitempty"`
 	// Labels are the payload's key/value labels, if the source has any.
 	Labels map[string]string `json:"labels,omitempty"`
 	// ReceivedAt is when firstlook received the delivery.

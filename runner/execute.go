@@ -34,6 +34,7 @@ func (r *Runner) execute(ctx context.Context, t hooks.Trigger, run Run) *evidenc
 		Incident: evidence.Incident{
 			Source: t.Source, ID: t.Incident.ID, Number: t.Incident.Number, Title: t.Incident.Title,
 			URL: t.Incident.URL, Service: t.Incident.Service.Name, Event: t.Event, Delivery: t.DeliveryID,
+			Note: t.Note,
 		},
 		Host:      evidence.Host{Name: run.Target},
 		Playbook:  evidence.Playbook{Name: p.Name, File: p.File, SHA256: p.SHA256},

@@ -93,7 +93,7 @@ func (r *Runner) publishFanout(ctx context.Context, t hooks.Trigger, p *playbook
 	f := &evidence.Fanout{Target: groupName(p)}
 	var bundles []*evidence.Bundle
 	for _, run := range runs {
-		rs, _, err := r.readRun(ctx, queue.Key("run", t.Source, t.Incident.ID, run.Target, p.Name))
+		rs, _, err := r.readRun(ctx, queue.Key("run", t.Source, runScope(t), run.Target, p.Name))
 		if err != nil {
 			return err
 		}
@@ -112,7 +112,7 @@ func (r *Runner) publishFanout(ctx context.Context, t hooks.Trigger, p *playbook
 		bundles = append(bundles, b)
 	}
 	f.Differences = evidence.Compare(bundles)
-	key := queue.Key("fanout", t.Source, t.Incident.ID, p.Name)
+	key := queue.Key("fanout", t.Source, runScope(t), p.Name)
 	rep := evidence.Report{
 		Bundle: &evidence.Bundle{Manifest: evidence.FanoutManifest(f)},
 		Fanout: f,

@@ -380,7 +380,7 @@ func (r *Runner) giveUp(ctx context.Context, t hooks.Trigger, run Run) error {
 // runOnce executes one planned run unless it already finished, stores its
 // bundle and marks it done.
 func (r *Runner) runOnce(ctx context.Context, t hooks.Trigger, run Run) error {
-	key := queue.Key("run", t.Source, t.Incident.ID, run.Target, run.Playbook.Name)
+	key := queue.Key("run", t.Source, runScope(t), run.Target, run.Playbook.Name)
 	log := r.log.With("incident", t.Incident.ID, "host", run.Target, "playbook", run.Playbook.Name)
 	// A claim older than the playbook's whole timeout plus slack belongs
 	// to a worker that is gone.
@@ -426,6 +426,18 @@ func (r *Runner) runOnce(ctx context.Context, t hooks.Trigger, run Run) error {
 			return err
 		}
 		defer unlock()
+		// Last look before the run starts: an incident that resolved
+		// meanwhile is not diagnosed (its host may be a healthy
+		// replacement by now). A run already started finishes.
+		if err := r.resolvedFirst(ctx, t); err != nil {
+			if _, ok := errors.AsType[*ResolvedError](err); !ok {
+				return err
+			}
+			log.Info("incident resolved before the run started; not running it", "why", err)
+			run.Err = err
+		}
+	}
+	if run.Err == nil {
 		r.events.RunStarted(t, run)
 	} else {
 		r.events.RunRefused(t, run, RefusedNotStarted)

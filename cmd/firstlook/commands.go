@@ -1,12 +1,15 @@
 package main
 
 import (
+	"bytes"
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"slices"
 	"strings"
@@ -14,7 +17,6 @@ import (
 
 	"github.com/firstlook/firstlook/evidence"
 	"github.com/firstlook/firstlook/hooks"
-	"github.com/firstlook/firstlook/hooks/pagerduty"
 	"github.com/firstlook/firstlook/playbooks"
 	"github.com/firstlook/firstlook/playbooks/library"
 	"github.com/firstlook/firstlook/playbooks/yamlfile"
@@ -237,6 +239,7 @@ func plural(n int, s string) string {
 func replayCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("replay", stderr)
 	path := fs.String("config", "firstlook.yaml", "configuration `file`")
+	source := fs.String("source", "", "alert `source` the payload came from (pagerduty, alertmanager, mackerel, sns…); default: recognised from the payload")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -253,21 +256,32 @@ func replayCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
-	t, err := pagerduty.Parse(body, "replay")
+	srcs, err := cfg.sources(sourceOptions{replay: true, log: newLogger(cfg, stderr)})
+	if err != nil {
+		return err
+	}
+	src, ts, err := parseAny(srcs, *source, body)
+	var answer *hooks.Answer
 	switch {
-	case errors.Is(err, pagerduty.ErrPing):
-		fmt.Fprintln(stdout, "pagey.ping: answered 200, nothing runs")
+	case errors.As(err, &answer):
+		fmt.Fprintf(stdout, "%s: answered %d %s, nothing runs\n", src.Name(), cmp.Or(answer.Code, 200), answer.Reply.Status)
 		return nil
 	case err != nil:
 		return fmt.Errorf("%s: %w", fs.Arg(0), err)
 	}
-	events := cfg.PagerDuty.Events
-	if len(events) == 0 {
-		events = pagerduty.DefaultEvents()
+	fmt.Fprintf(stdout, "source:   %s (%d trigger(s))\n", src.Name(), len(ts))
+	var run []hooks.Trigger
+	for _, t := range ts {
+		switch src.Action(t.Event) {
+		case hooks.Ignore:
+			fmt.Fprintf(stdout, "ignored:  event type %s is not configured to trigger; answered 202, nothing runs\n", t.Event)
+		case hooks.Resolve:
+			fmt.Fprintf(stdout, "resolves: %s: its runs that have not started would not start\n", cmp.Or(t.Alert, t.Incident.ID))
+		case hooks.Run:
+			run = append(run, t)
+		}
 	}
-	fmt.Fprintf(stdout, "event:    %s\nincident: %s #%d %q\nservice:  %s (%s)\n", t.Event, t.Incident.ID, t.Incident.Number, t.Incident.Title, t.Incident.Service.Name, t.Incident.Service.ID)
-	if !slices.Contains(events, t.Event) {
-		fmt.Fprintf(stdout, "ignored:  event type %s is not in pagerduty.events %v; answered 202, nothing runs\n", t.Event, events)
+	if len(run) == 0 {
 		return nil
 	}
 	p, err := cfg.planParts(ctx)
@@ -278,14 +292,68 @@ func replayCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
+	for _, t := range run {
+		replayPlan(ctx, stdout, r, t)
+	}
+	fmt.Fprintln(stdout, "\nnothing was run")
+	return nil
+}
+
+// parseAny parses body with the named source, or with the one source
+// whose parser takes it.
+func parseAny(srcs []hooks.Source, name string, body []byte) (hooks.Source, []hooks.Trigger, error) {
+	req := func(src hooks.Source) *http.Request {
+		r, _ := http.NewRequest(http.MethodPost, "/hooks/"+src.Name(), bytes.NewReader(body))
+		return r
+	}
+	var names []string
+	for _, src := range srcs {
+		names = append(names, src.Name())
+		if name == src.Name() {
+			ts, err := src.Parse(req(src), body)
+			return src, ts, err
+		}
+	}
+	if name != "" {
+		return nil, nil, fmt.Errorf("no source %q; firstlook has %s", name, strings.Join(names, ", "))
+	}
+	var found []hooks.Source
+	var tss [][]hooks.Trigger
+	var errs []string
+	for _, src := range srcs {
+		ts, err := src.Parse(req(src), body)
+		if _, ok := errors.AsType[*hooks.Answer](err); ok || err == nil {
+			found, tss = append(found, src), append(tss, ts)
+			if err != nil {
+				return src, nil, err
+			}
+			continue
+		}
+		errs = append(errs, fmt.Sprintf("  %s: %v", src.Name(), err))
+	}
+	switch len(found) {
+	case 0:
+		return nil, nil, fmt.Errorf("no source recognises the payload:\n%s", strings.Join(errs, "\n"))
+	case 1:
+		return found[0], tss[0], nil
+	}
+	var fn []string
+	for _, s := range found {
+		fn = append(fn, s.Name())
+	}
+	return nil, nil, fmt.Errorf("the payload parses as %s: say which with -source", strings.Join(fn, " and "))
+}
+
+func replayPlan(ctx context.Context, stdout io.Writer, r *runner.Runner, t hooks.Trigger) {
+	fmt.Fprintf(stdout, "\nevent:    %s\nincident: %s #%d %q\nservice:  %s (%s)\n", t.Event, t.Incident.ID, t.Incident.Number, t.Incident.Title, t.Incident.Service.Name, t.Incident.Service.ID)
 	plan := r.Plan(ctx, t)
 	fmt.Fprintf(stdout, "hints:    %s\n", strings.Join(plan.Hints, ", "))
 	if plan.HintErr != nil {
 		fmt.Fprintf(stdout, "          (alert lookup failed: %v)\n", plan.HintErr)
 	}
 	if len(plan.Runs) == 0 {
-		fmt.Fprintln(stdout, "\nno playbook matches: nothing would run")
-		return nil
+		fmt.Fprintln(stdout, "no playbook matches: nothing would run")
+		return
 	}
 	for _, run := range plan.Runs {
 		if run.Err != nil {
@@ -308,6 +376,4 @@ func replayCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			}
 		}
 	}
-	fmt.Fprintln(stdout, "\nnothing was run")
-	return nil
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/firstlook/firstlook/evidence/store/spool"
 	"github.com/firstlook/firstlook/evidence/webhook"
 	"github.com/firstlook/firstlook/hooks/pagerduty"
+	"github.com/firstlook/firstlook/hooks/sns"
 	"github.com/firstlook/firstlook/playbooks/library"
 	"github.com/firstlook/firstlook/playbooks/yamlfile"
 	"github.com/firstlook/firstlook/runner"
@@ -58,6 +59,12 @@ type Config struct {
 	// Params are per-service playbook parameter overrides: service name or
 	// id → parameter → value.
 	Params map[string]map[string]string `yaml:"params"`
+
+	// Alert sources besides PagerDuty; each is on when its section is
+	// present (config_sources.go).
+	Alertmanager *AlertmanagerConfig `yaml:"alertmanager"`
+	Mackerel     *MackerelConfig     `yaml:"mackerel"`
+	SNS          *sns.Config         `yaml:"sns"`
 
 	// Warnings are what will not work as configured without stopping
 	// anything: an optional secret whose variable is unset.
@@ -105,6 +112,9 @@ type PagerDutyConfig struct {
 	// Notes posts each run's summary on the incident; enabled by
 	// notes.from.
 	Notes pdnotes.Config `yaml:"notes"`
+	// RunAgain is the "run diagnostics again" button on incidents
+	// (config_sources.go).
+	RunAgain RunAgainConfig `yaml:"run_again"`
 }
 
 // SlackConfig is the slack section: the publisher's Config and its bot
@@ -346,6 +356,15 @@ func (c *Config) problems() []error {
 			check("pagerduty.notes", errors.New("needs pagerduty.api_token with write access to incidents; set it, or remove notes.from"))
 		}
 	}
+	if c.Alertmanager != nil {
+		check("alertmanager", c.Alertmanager.Validate())
+	}
+	if c.Mackerel != nil {
+		check("mackerel", c.Mackerel.Validate())
+	}
+	if c.SNS != nil {
+		check("sns", c.SNS.Validate())
+	}
 	check("queue", c.Queue.Validate())
 	check("inventory", c.Inventory.Validate())
 	check("ssh", c.SSH.Validate())
@@ -383,12 +402,10 @@ func (c *Config) logWarnings(log *slog.Logger) {
 	}
 }
 
-// requireIntake checks what only serve needs.
+// requireIntake checks what only serve needs: at least one alert source.
 func (c *Config) requireIntake() error {
-	if len(c.webhookSecrets()) == 0 {
-		return errors.New("pagerduty.webhook_secrets: required to verify webhooks (set it from the environment: [\"${PAGERDUTY_WEBHOOK_SECRET}\"])")
-	}
-	return nil
+	_, err := c.sources(sourceOptions{log: slog.Default()})
+	return err
 }
 
 func (c *Config) webhookSecrets() []string {

@@ -102,7 +102,7 @@ func TestParseConfig(t *testing.T) {
 	tests := []struct {
 		name, yaml, want string
 	}{
-		{"unknown top-level key", minimal + "listn: :80\n", `firstlook.yaml:12:1: top level: unknown key "listn"; did you mean "listen"? valid keys: audit, data_dir, evidence, http,`},
+		{"unknown top-level key", minimal + "listn: :80\n", `firstlook.yaml:12:1: top level: unknown key "listn"; did you mean "listen"? valid keys: alertmanager, audit, data_dir, evidence, http,`},
 		{"unknown nested key", minimal + "runner:\n  hints:\n    titel: []\n", `firstlook.yaml:14:5: runner.hints: unknown key "titel"; did you mean "title"? valid keys: title`},
 		{"unknown key in a list", strings.Replace(minimal, "user: u}", "usr: u}", 1), `inventory.hosts[0]: unknown key "usr"`},
 		{"unset variable", minimal + "listen: ${FL_TEST_UNSET_VAR}\n", "firstlook.yaml:12:9: listen: environment variable FL_TEST_UNSET_VAR is not set; export it"},

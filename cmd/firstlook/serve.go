@@ -13,7 +13,11 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/firstlook/firstlook/hooks"
+	"github.com/firstlook/firstlook/hooks/alertmanager"
+	"github.com/firstlook/firstlook/hooks/mackerel"
 	"github.com/firstlook/firstlook/hooks/pagerduty"
+	"github.com/firstlook/firstlook/hooks/sns"
 	"github.com/firstlook/firstlook/runner"
 	"github.com/firstlook/firstlook/runner/queue"
 )
@@ -46,6 +50,11 @@ type ServeOptions struct {
 	// NoWorkers runs the intake alone: jobs are stored and stay queued.
 	// The benchmark uses it to measure the intake by itself.
 	NoWorkers bool
+	// SourceClient, in tests only, is the HTTP client of the sources that
+	// call their sender (SNS: signing certificates, confirmations), to
+	// reach a fake of it; the sources still request only their sender's
+	// URLs.
+	SourceClient *http.Client
 	// Stderr is where audit lines go when audit.file is stderr (default
 	// os.Stderr).
 	Stderr io.Writer
@@ -103,12 +112,20 @@ func Serve(ctx context.Context, opts ServeOptions) error {
 		return err
 	}
 
-	pd, err := pagerduty.NewHandler(cfg.PagerDuty.Config, cfg.webhookSecrets(), q, log.With("component", "intake"))
+	srcs, err := cfg.sources(sourceOptions{log: log.With("component", "intake"), client: opts.SourceClient})
 	if err != nil {
-		return fmt.Errorf("pagerduty: %w", err)
+		return err
 	}
 	mux := http.NewServeMux()
-	mux.Handle("/hooks/pagerduty", met.intake("pagerduty", pd))
+	intakeLog := log.With("component", "intake")
+	res := runner.Resolutions(q.State())
+	for _, src := range srcs {
+		h := met.intake(src.Name(), hooks.NewHandler(src, hooks.Options{Queue: q, Resolver: res, Log: intakeLog}))
+		// The exact path, and below it for sources that take a token
+		// as the last path segment (Mackerel).
+		mux.Handle("/hooks/"+src.Name(), h)
+		mux.Handle("/hooks/"+src.Name()+"/", h)
+	}
 	var stopping atomic.Bool
 	health(mux, q, &stopping)
 	mux.Handle("GET /metrics", met.handler())
@@ -175,4 +192,76 @@ func Serve(ctx context.Context, opts ServeOptions) error {
 	wg.Wait()
 	log.Info("stopped")
 	return errors.Join(srvErr, runErr)
+}
+
+// sources builds the configured alert sources. This is the one list of
+// every source firstlook has: a new source is one line here (and its
+// section in Config). With replay, every source is built, configured or
+// not, with placeholder credentials: replay parses and never
+// authenticates.
+func (c *Config) sources(opts sourceOptions) ([]hooks.Source, error) {
+	replay := opts.replay
+	var out []hooks.Source
+	var errs []error
+	add := func(section string, configured bool, build func() (hooks.Source, error)) {
+		if !configured && !replay {
+			return
+		}
+		src, err := build()
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", section, err))
+			return
+		}
+		out = append(out, src)
+	}
+	// cred is the configured credentials, or for replay one that is
+	// never checked.
+	cred := func(ss []string) []string {
+		if replay {
+			return []string{"replay: never checked"}
+		}
+		return ss
+	}
+	basic := func(list []BasicAuthConfig) []hooks.BasicAuth {
+		if replay {
+			return nil
+		}
+		return basicAuth(list)
+	}
+	am, mk, ra, ns := deref(c.Alertmanager), deref(c.Mackerel), c.PagerDuty.RunAgain, deref(c.SNS)
+	if replay && len(ns.TopicARNs) == 0 {
+		ns.TopicARNs = []string{"arn:aws:sns:us-east-1:000000000000:replay"}
+	}
+	add("pagerduty", len(c.webhookSecrets()) > 0, func() (hooks.Source, error) { return pagerduty.New(c.PagerDuty.Config, cred(c.webhookSecrets())) })
+	add("pagerduty.run_again", len(values(ra.Secrets)) > 0, func() (hooks.Source, error) {
+		return pagerduty.NewRunAgain(ra.RunAgainConfig, cred(values(ra.Secrets)))
+	})
+	add("alertmanager", c.Alertmanager != nil, func() (hooks.Source, error) {
+		return alertmanager.New(am.Config, cred(values(am.BearerTokens)), basic(am.BasicAuth))
+	})
+	add("mackerel", c.Mackerel != nil, func() (hooks.Source, error) {
+		return mackerel.New(mk.Config, cred(values(mk.Tokens)), basic(mk.BasicAuth))
+	})
+	add("sns", c.SNS != nil, func() (hooks.Source, error) { return sns.New(ns, sns.Options{Log: opts.log, HTTPClient: opts.client}) })
+	if len(out) == 0 && len(errs) == 0 && !replay {
+		return nil, errors.New("no alert source configured: set pagerduty.webhook_secrets (from the environment: [\"${PAGERDUTY_WEBHOOK_SECRET}\"]), or an alertmanager, mackerel or sns section")
+	}
+	return out, errors.Join(errs...)
+}
+
+// sourceOptions are what building the sources needs besides the config.
+type sourceOptions struct {
+	// replay builds every source, with placeholder credentials.
+	replay bool
+	log    *slog.Logger
+	client *http.Client
+}
+
+// deref is *p, or the zero value when p is nil.
+func deref[T any](p *T) T {
+	var v T
+	if p != nil {
+		v = *p
+	}
+	return v
 }

@@ -109,6 +109,9 @@ func Blocks(rep evidence.Report) []goslack.Block {
 	if d := evidence.RunDuration(m); d > 0 {
 		ctx = append(ctx, d.String())
 	}
+	if m.Incident.Note != "" {
+		ctx = append(ctx, slackEscape(m.Incident.Note))
+	}
 	if len(ctx) > 0 {
 		blocks = append(blocks, goslack.NewContextBlock("", goslack.NewTextBlockObject(goslack.MarkdownType, evidence.Clip(strings.Join(ctx, " · "), maxTextObject), false, false)))
 	}

@@ -1,11 +1,18 @@
-// Package hookstest gives tests and benchmarks the real sample payloads in
-// testdata/webhooks and signs bodies the way PagerDuty does.
+// Package hookstest serves every alert source to tests and benchmarks: the
+// real sample payloads in testdata/webhooks, requests built and signed the
+// way each sender does, an in-memory queue, and Run, the contract every
+// source keeps. SNS messages are signed by hooks/sns/snstest, which plays
+// SNS (its certificates need a test CA and a TLS server).
 package hookstest
 
 import (
+	"bytes"
 	"embed"
 	"encoding/json"
+	"net/http"
+	"net/http/httptest"
 	"path"
+	"strings"
 	"testing"
 
 	"github.com/firstlook/firstlook/hooks/pagerduty"
@@ -69,4 +76,52 @@ func PagerDutyVectors(tb testing.TB) Vectors {
 func CapturedSecret(tb testing.TB) string {
 	tb.Helper()
 	return PagerDutyVectors(tb).Sets[0].Secret
+}
+
+// PagerDutyRequest returns a POST of body to /hooks/pagerduty signed with
+// secret, as PagerDuty sends it.
+func PagerDutyRequest(body []byte, secret, delivery string) *http.Request {
+	r := httptest.NewRequest(http.MethodPost, "/hooks/pagerduty", bytes.NewReader(body))
+	r.Header.Set("Content-Type", "application/json")
+	r.Header.Set("X-PagerDuty-Signature", pagerduty.Sign(body, secret))
+	r.Header.Set("X-Webhook-Id", delivery)
+	return r
+}
+
+// AlertmanagerRequest returns a POST of body to /hooks/alertmanager as
+// Alertmanager sends it, with auth as its http_config sets it: a bearer
+// token, or "user:password" for basic auth.
+func AlertmanagerRequest(body []byte, bearer, userPassword string) *http.Request {
+	r := httptest.NewRequest(http.MethodPost, "/hooks/alertmanager", bytes.NewReader(body))
+	r.Header.Set("Content-Type", "application/json")
+	r.Header.Set("User-Agent", "Alertmanager/0.31.1")
+	if bearer != "" {
+		r.Header.Set("Authorization", "Bearer "+bearer)
+	}
+	if user, pw, ok := strings.Cut(userPassword, ":"); ok {
+		r.SetBasicAuth(user, pw)
+	}
+	return r
+}
+
+// MackerelRequest returns a POST of body as a Mackerel webhook channel
+// sends it to https://<host>/hooks/mackerel/<token> (token may be empty).
+func MackerelRequest(body []byte, token string) *http.Request {
+	path := "/hooks/mackerel"
+	if token != "" {
+		path += "/" + token
+	}
+	r := httptest.NewRequest(http.MethodPost, path, bytes.NewReader(body))
+	r.Header.Set("Content-Type", "application/json")
+	return r
+}
+
+// RunAgainRequest returns a POST of body as a PagerDuty Custom Incident
+// Action sends it, with its custom header set to secret.
+func RunAgainRequest(body []byte, header, secret, delivery string) *http.Request {
+	r := httptest.NewRequest(http.MethodPost, "/hooks/"+pagerduty.RunAgainName, bytes.NewReader(body))
+	r.Header.Set("Content-Type", "application/json")
+	r.Header.Set(header, secret)
+	r.Header.Set("X-Webhook-Id", delivery)
+	return r
 }

@@ -1,7 +1,8 @@
-// Package pagerduty is the intake for PagerDuty v3 webhooks: it verifies
-// X-PagerDuty-Signature against every configured secret, parses the v3
-// envelope into a hooks.Trigger and stores it through a hooks.Queue before
-// answering.
+// Package pagerduty is the intake for PagerDuty v3 webhooks (Webhooks): it
+// verifies X-PagerDuty-Signature against every configured secret and
+// parses the v3 envelope into a hooks.Trigger, which the hooks pipeline
+// stores before answering; incident.resolved resolves. RunAgain is the
+// "run diagnostics again" Custom Incident Action.
 //
 // PagerDuty expects a 2xx within 5 seconds and disables a subscription
 // after repeated failures, so everything that is not a refusal of a bad
@@ -11,7 +12,6 @@ package pagerduty
 
 import (
 	"bytes"
-	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
@@ -25,8 +25,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/PagerDuty/go-pagerduty/webhookv3"
 	gojson "github.com/goccy/go-json"
+
+	"github.com/PagerDuty/go-pagerduty/webhookv3"
 
 	"github.com/firstlook/firstlook/hooks"
 )
@@ -70,19 +71,19 @@ func (c Config) Validate() error {
 	return nil
 }
 
-// Handler is the http.Handler for POST /hooks/pagerduty.
-type Handler struct {
+// Name is the source's path under /hooks/.
+const Name = "pagerduty"
+
+// Webhooks is the hooks.Source of PagerDuty v3 webhooks.
+type Webhooks struct {
 	secrets []string
 	events  map[string]bool
-	queue   hooks.Queue
-	log     *slog.Logger
-	now     func() time.Time
-	timeout time.Duration
 }
 
-// NewHandler returns a handler that accepts webhooks signed with any of
-// secrets and stores triggers through q.
-func NewHandler(cfg Config, secrets []string, q hooks.Queue, log *slog.Logger) (*Handler, error) {
+var _ hooks.Source = (*Webhooks)(nil)
+
+// New returns the source that accepts webhooks signed with any of secrets.
+func New(cfg Config, secrets []string) (*Webhooks, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -99,77 +100,75 @@ func NewHandler(cfg Config, secrets []string, q hooks.Queue, log *slog.Logger) (
 	if len(events) == 0 {
 		events = DefaultEvents()
 	}
-	h := &Handler{
-		secrets: ss,
-		events:  make(map[string]bool, len(events)),
-		queue:   q,
-		log:     log,
-		now:     time.Now,
-		// PagerDuty gives up on a delivery after 5 s; answer 503 before
-		// that so it retries rather than counting a timeout.
-		timeout: 4 * time.Second,
-	}
+	s := &Webhooks{secrets: ss, events: make(map[string]bool, len(events))}
 	for _, e := range events {
-		h.events[e] = true
+		s.events[e] = true
 	}
-	return h, nil
+	return s, nil
 }
 
-// ServeHTTP verifies, parses and queues one delivery.
-func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	body, err := hooks.ReadBody(w, r)
+// NewHandler returns the handler of POST /hooks/pagerduty: the source
+// through the shared pipeline, storing triggers through q (and recording
+// resolved incidents, when q is also a hooks.Resolver).
+func NewHandler(cfg Config, secrets []string, q hooks.Queue, log *slog.Logger) (*hooks.Handler, error) {
+	s, err := New(cfg, secrets)
 	if err != nil {
-		hooks.Fail(w, err)
-		return
+		return nil, err
 	}
-	if err := h.verify(r, body); err != nil {
-		h.log.Warn("pagerduty webhook refused", "remote", r.RemoteAddr, "reason", err.Reason)
-		hooks.Fail(w, err)
-		return
+	res, _ := q.(hooks.Resolver)
+	// PagerDuty gives up on a delivery after 5 s; the pipeline answers
+	// 503 before that so it retries rather than counting a timeout.
+	return hooks.NewHandler(s, hooks.Options{Queue: q, Resolver: res, Log: log, Timeout: 4 * time.Second}), nil
+}
+
+// Name is the source's path under /hooks/.
+func (s *Webhooks) Name() string { return Name }
+
+// Action runs the configured event types and resolves on
+// incident.resolved.
+func (s *Webhooks) Action(event string) hooks.Action {
+	switch {
+	case s.events[event]:
+		return hooks.Run
+	case event == ResolvedEvent:
+		return hooks.Resolve
 	}
+	return hooks.Ignore
+}
+
+// ResolvedEvent is the event type that resolves an incident.
+const ResolvedEvent = "incident.resolved"
+
+// Parse reads a verified delivery: pagey.ping is answered "pong", an event
+// type that Action ignores gives a trigger with only its event type (its
+// data may be any resource), any other the incident's trigger.
+func (s *Webhooks) Parse(r *http.Request, body []byte) ([]hooks.Trigger, error) {
 	ev, err := decode(body)
 	if err != nil {
-		hooks.Fail(w, hooks.Errorf(http.StatusBadRequest, "%v", err))
-		return
+		return nil, hooks.Errorf(http.StatusBadRequest, "%v", err)
 	}
 	if ev.EventType == "pagey.ping" {
-		hooks.Respond(w, http.StatusOK, hooks.Reply{Status: "pong"})
-		return
+		return nil, &hooks.Answer{Code: http.StatusOK, Reply: hooks.Reply{Status: "pong"}}
 	}
-	if !h.events[ev.EventType] {
-		hooks.Respond(w, http.StatusAccepted, hooks.Reply{Status: "ignored", Reason: "event type " + ev.EventType + " is not configured to trigger"})
-		return
+	if s.Action(ev.EventType) == hooks.Ignore {
+		return []hooks.Trigger{{Source: Source, Event: ev.EventType}}, nil
 	}
 	t, err := ev.trigger(r.Header.Get("X-Webhook-Id"))
 	if err != nil {
-		hooks.Fail(w, hooks.Errorf(http.StatusBadRequest, "%v", err))
-		return
+		return nil, hooks.Errorf(http.StatusBadRequest, "%v", err)
 	}
-	t.ReceivedAt = h.now().UTC()
-	ctx, cancel := context.WithTimeout(r.Context(), h.timeout)
-	defer cancel()
-	dup, err := h.queue.Put(ctx, t)
-	if err != nil {
-		h.log.Error("queue pagerduty webhook", "delivery", t.DeliveryID, "err", err)
-		hooks.Respond(w, http.StatusServiceUnavailable, hooks.Reply{Status: "error", Reason: "queue unavailable; retry later"})
-		return
-	}
-	status := "queued"
-	if dup {
-		status = "duplicate"
-	}
-	hooks.Respond(w, http.StatusAccepted, hooks.Reply{Status: status, Job: t.JobID()})
+	return []hooks.Trigger{t}, nil
 }
 
-// verify checks X-PagerDuty-Signature against every secret; the header may
-// carry several v1= signatures while a secret is being rotated.
-func (h *Handler) verify(r *http.Request, body []byte) *hooks.Error {
+// Authenticate checks X-PagerDuty-Signature against every secret; the
+// header may carry several v1= signatures while a secret is being rotated.
+func (s *Webhooks) Authenticate(r *http.Request, body []byte) error {
 	if r.Header.Get("X-PagerDuty-Signature") == "" {
 		return hooks.Errorf(http.StatusUnauthorized, "missing X-PagerDuty-Signature header: the request is not signed")
 	}
-	for _, s := range h.secrets {
+	for _, secret := range s.secrets {
 		r.Body = io.NopCloser(bytes.NewReader(body))
-		err := webhookv3.VerifySignature(r, s)
+		err := webhookv3.VerifySignature(r, secret)
 		switch {
 		case err == nil:
 			return nil
