@@ -30,8 +30,11 @@ ALERTMANAGER := $(TOOLS)/alertmanager@$(ALERTMANAGER_VERSION)/alertmanager
 # (util-linux) to build them; procps, lsof and curl so the library
 # playbooks' full paths run on the test hosts; sudo for the library's run as
 # an unprivileged user with the documented sudo rules (in the test hosts'
-# own /etc/sudoers.d: the machine's sudoers are untouched).
-DEBIAN_PACKAGES := openssh-server openssh-client iproute2 util-linux procps lsof curl ca-certificates sudo
+# own /etc/sudoers.d: the machine's sudoers are untouched); chromium to
+# render the evidence page, promtool (prometheus) to check the alerting
+# rules and systemd-analyze (systemd) to check the hardened unit.
+DEBIAN_PACKAGES := openssh-server openssh-client iproute2 util-linux procps lsof curl ca-certificates sudo \
+	chromium prometheus systemd
 
 .PHONY: all build test lint tools system-packages unit demo bench clean
 

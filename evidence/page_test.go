@@ -47,7 +47,8 @@ func pageBundle(t *testing.T) *evidence.Bundle {
 	}{
 		{st: evidence.Step{Name: "load", Command: "uptime", ExitCode: 0, DurationMS: 23},
 			stdout: " 03:00:01 up 12 days,  load average: 7.91, 6.20, 5.10\n"},
-		{st: evidence.Step{Name: "disk", Command: "df -hP /var", ExitCode: 2, DurationMS: 41},
+		{st: evidence.Step{Name: "disk", Command: "df -hP /var", ExitCode: 2, DurationMS: 41,
+			Findings: []evidence.Finding{{Rule: "full", Severity: "critical", Message: "/var is 97% full " + hostile}}},
 			stdout: "output " + hostile + "\n", stderr: "df: /var: No such file or directory\n"},
 		{st: evidence.Step{Name: "journal", Command: "journalctl -n 5000 --no-pager", ExitCode: 0, DurationMS: 1200},
 			stdout: long.String(), total: 1 << 20},
@@ -91,6 +92,7 @@ func TestPageEscapesAndMarks(t *testing.T) {
 		"&lt;script&gt;", // escaped, not dropped
 		"9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b", // playbook hash
 		"$ df -hP /var", "exit code 2", "FAILED",
+		"<strong>critical</strong> /var is 97% full &lt;script&gt;",
 		"set -eu\ncat /etc/app.env", // a script step's script
 		"[REDACTED:password]", "1 secret(s) redacted",
 		"stdout truncated: the step wrote 1.0 MiB",
@@ -195,7 +197,7 @@ func TestPageInChromium(t *testing.T) {
 		t.Errorf("hostile text became markup or ran:\n%s", text)
 	}
 	for _, want := range []string{
-		"<title>firstlook: linux-baseline on web-1: ",
+		"<title>firstlook: ", "/var is 97% full",
 		"Q2CKYRLH85UNN4", "web-1", "linux-baseline", "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
 		"2. disk", "exit code 2", "FAILED", "df: /var: No such file or directory",
 		"stdout truncated", "[REDACTED:password]", "secret(s) redacted",

@@ -41,7 +41,9 @@ func startNATSCluster(t *testing.T) (urls string, procs []*natsProc) {
 	t.Helper()
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "nats-server")
-	build := exec.Command("go", "build", "-o", bin, "github.com/nats-io/nats-server/v2")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	build := exec.CommandContext(ctx, "go", "build", "-o", bin, "github.com/nats-io/nats-server/v2")
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("build nats-server: %v\n%s", err, out)
 	}
@@ -120,6 +122,8 @@ func (p *natsProc) kill() {
 // one NATS node is killed: every incident still gets exactly one bundle,
 // one PagerDuty note and one Slack post.
 func TestScaleOut(t *testing.T) {
+	// About 30 s here (it builds nats-server, starts six processes and
+	// waits out an ack_wait redelivery).
 	if testing.Short() {
 		t.Skip("starts three NATS servers and three firstlook processes")
 	}
@@ -146,6 +150,15 @@ func TestScaleOut(t *testing.T) {
 		name := fmt.Sprintf("node%d.yaml", i)
 		e.write(name, cfg)
 		d := startDaemon(t, bin, filepath.Join(e.dir, name), filepath.Join(e.dir, fmt.Sprintf("node%d.log", i)))
+		// Registered after startDaemon's, so it runs first: that
+		// cleanup waits for the log pipe, which ends only when the
+		// process does.
+		t.Cleanup(func() {
+			if d.cmd.ProcessState == nil {
+				_ = d.cmd.Process.Kill()
+				_ = d.cmd.Wait()
+			}
+		})
 		nodes = append(nodes, d)
 		addrs = append(addrs, d.addr)
 	}
