@@ -134,7 +134,7 @@ func newWorld(t *testing.T) *world {
 		t.Fatal(err)
 	}
 	r, err := runner.New(runner.Options{
-		Jobs: runner.QueueJobs(w.q), State: w.q.State(), Inventory: inv, Playbooks: set,
+		Jobs: runner.QueueJobs(w.q), State: w.q.State(), Leases: runner.QueueLeases(w.q), Inventory: inv, Playbooks: set,
 		Dialer: echo(), Store: store, Publishers: []evidence.Publisher{pub}, Log: quiet(),
 	})
 	if err != nil {
