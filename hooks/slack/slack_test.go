@@ -484,7 +484,10 @@ func TestInteractionRequest(t *testing.T) {
 func runSocket(t *testing.T, sock *slack.Socket) (stop func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- sock.Run(ctx) }()
+	// The goroutine gets what it uses as arguments, not captured
+	// variables of the test's frame (a data race on one was reported
+	// once under load).
+	go func(ctx context.Context, sock *slack.Socket, done chan<- error) { done <- sock.Run(ctx) }(ctx, sock, done)
 	return func() {
 		cancel()
 		if err := <-done; err != nil {
