@@ -240,8 +240,12 @@ func replayCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs := newFlags("replay", stderr)
 	path := fs.String("config", "firstlook.yaml", "configuration `file`")
 	source := fs.String("source", "", "alert `source` the payload came from (pagerduty, alertmanager, mackerel, sns…); default: recognised from the payload")
+	ff := addFindingsFlags(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
+	}
+	if ff.wanted() {
+		return replayFindings(ctx, fs, ff, *path, stdout)
 	}
 	if fs.NArg() != 1 {
 		fmt.Fprintln(stderr, "firstlook replay: give one saved webhook body (JSON)")

@@ -34,6 +34,7 @@ Usage:
   firstlook run      -config C -host H -playbook P   run one playbook on one host now
   firstlook validate [-config C] [PATH...]           check the config and playbooks
   firstlook replay   -config C FILE.json             show what a saved webhook would run
+  firstlook replay   [-config C] -bundle DIR         show the findings a playbook raises on a saved run
   firstlook schema                                   print the playbook JSON Schema (for editors)
   firstlook demo                                     the whole path on this machine, no root
   firstlook version                                  print the version
