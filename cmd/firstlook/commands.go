@@ -248,7 +248,7 @@ func replayCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return replayFindings(ctx, fs, ff, *path, stdout)
 	}
 	if fs.NArg() != 1 {
-		fmt.Fprintln(stderr, "firstlook replay: give one saved webhook body (JSON)")
+		fmt.Fprintln(stderr, "firstlook replay: give one saved webhook body (JSON), or -bundle DIR, or -step NAME -output FILE")
 		fs.Usage()
 		return errUsage
 	}

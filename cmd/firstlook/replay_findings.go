@@ -35,7 +35,11 @@ func addFindingsFlags(fs *flag.FlagSet) findingsFlags {
 	}
 }
 
-func (f findingsFlags) wanted() bool { return *f.bundle != "" || *f.output != "" || *f.step != "" }
+// wanted reports whether any of the flags was given: replay then
+// evaluates findings instead of a webhook.
+func (f findingsFlags) wanted() bool {
+	return *f.bundle != "" || *f.output != "" || *f.step != "" || *f.playbook != "" || *f.service != ""
+}
 
 // replayFindings evaluates the findings of the current version of a
 // playbook over saved output and prints the summary as the Markdown note
@@ -44,7 +48,7 @@ func (f findingsFlags) wanted() bool { return *f.bundle != "" || *f.output != ""
 func replayFindings(ctx context.Context, fs *flag.FlagSet, f findingsFlags, configPath string, stdout io.Writer) error {
 	switch {
 	case fs.NArg() != 0:
-		return errors.New("replay: -bundle and -output take no webhook file")
+		return errors.New("replay: -bundle, -output, -step, -playbook and -service evaluate findings on saved output and take no webhook file")
 	case *f.bundle != "" && (*f.output != "" || *f.step != ""):
 		return errors.New("replay: give -bundle DIR, or -step NAME -output FILE, not both")
 	case *f.bundle == "" && (*f.output == "" || *f.step == "" || *f.playbook == ""):
@@ -121,6 +125,12 @@ func replayFindings(ctx context.Context, fs *flag.FlagSet, f findingsFlags, conf
 	}
 	red.RedactBundle(b)
 
+	if before := evidence.Findings(*m); len(before) > 0 {
+		fmt.Fprintln(stdout, "the run found:")
+		for _, fd := range before {
+			fmt.Fprintf(stdout, "- %s (%s)\n", fd, fd.Step)
+		}
+	}
 	for k := range m.Steps {
 		st := &m.Steps[k]
 		st.Findings, st.Values = nil, nil

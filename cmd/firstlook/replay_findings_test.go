@@ -35,6 +35,9 @@ func replayBundle(t *testing.T) string {
 	for i, name := range []string{"filesystems", "old step"} {
 		st := evidence.Step{Name: name, Command: "sh -s", StartedAt: start, DurationMS: 40}
 		st.Stdout = b.SetOutput(evidence.StepFile(i, name, "stdout"), out, int64(len(out)))
+		if i == 0 {
+			st.Findings = []evidence.Finding{{Rule: "filesystem full", Severity: evidence.SeverityCrit, Message: "/ 30% full (as an older playbook said)"}}
+		}
 		b.Manifest.Steps = append(b.Manifest.Steps, st)
 	}
 	root := t.TempDir()
@@ -89,6 +92,7 @@ func TestReplayFindingsBundle(t *testing.T) {
 	}
 	wantAll(t, got,
 		`params: the playbook's defaults with the config's overrides for service "Checkout API"`,
+		"the run found:\n- CRIT / 30% full (as an older playbook said) (filesystems)\n",
 		`note: step "old step" of the bundle is not in playbook disk-full any more`,
 		`note: step "inodes" of playbook disk-full is not in the bundle`,
 		"**firstlook: WARN web-1: / 30% full, 65 GiB free of 252 GiB**",
@@ -96,7 +100,7 @@ func TestReplayFindingsBundle(t *testing.T) {
 		"[ok] 1. filesystems",
 		"/dev/vda",
 	)
-	if strings.Count(got, "WARN ") != 2 {
+	if strings.Count(got, "WARN ") != 2 || strings.Count(got, "CRIT ") != 1 {
 		t.Errorf("want the one finding in the headline and the list only:\n%s", got)
 	}
 
@@ -158,6 +162,7 @@ func TestReplayFindingsErrors(t *testing.T) {
 		{[]string{"-bundle", filepath.Dir(bundle)}, "has no manifest.json; give a run's directory"},
 		{[]string{"-output", out, "-step", "filesystems"}, "a saved output needs -step NAME -output FILE -playbook"},
 		{[]string{"-bundle", bundle, "-output", out}, "not both"},
+		{[]string{"-playbook", "disk-full", "payload.json"}, "take no webhook file"},
 	} {
 		got, code := replayRun(t, append([]string{"-config", cfg}, tc.args...)...)
 		if code == 0 || !strings.Contains(got, tc.want) {
