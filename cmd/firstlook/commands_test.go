@@ -69,6 +69,7 @@ func TestRunCommand(t *testing.T) {
 	if code != 0 || !strings.Contains(out.String(), "linux-baseline on host-1: ") {
 		t.Errorf("library playbook: exit %d\n%s", code, out.String())
 	}
+	replaySameFindings(t, e.cfgPath, e.evidence, "linux-baseline")
 	code = run(context.Background(), []string{"run", "-config", e.cfgPath, "-host", "host-1"}, &out, &errOut)
 	if code != 2 {
 		t.Errorf("missing -playbook: got exit %d, want 2", code)

@@ -170,3 +170,33 @@ func TestReplayFindingsErrors(t *testing.T) {
 		}
 	}
 }
+
+// replaySameFindings replays the bundle a real run of playbook left in
+// the evidence directory: with the playbook and params unchanged, it
+// finds what the run found, so the headline is the run's.
+func replaySameFindings(t *testing.T, cfg, evidenceDir, playbook string) {
+	t.Helper()
+	ms, _ := filepath.Glob(filepath.Join(evidenceDir, "*", "*", "*-"+playbook, evidence.ManifestFile))
+	if len(ms) != 1 {
+		t.Fatalf("got %d bundles of %s, want 1", len(ms), playbook)
+	}
+	bundle := filepath.Dir(ms[0])
+	s, err := dir.New(dir.Config{Path: filepath.Dir(bundle)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	saved, err := evidence.Read(context.Background(), s, filepath.Base(bundle))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, code := replayRun(t, "-config", cfg, "-bundle", bundle)
+	want := "**firstlook: " + evidence.Headline(saved.Manifest) + "**"
+	if code != 0 || !strings.Contains(got, want) {
+		t.Errorf("replay of the %s run: exit %d, want %q:\n%s", playbook, code, want, got)
+	}
+	for _, f := range evidence.Findings(saved.Manifest) {
+		if w := "- " + f.String() + " (" + f.Step + ")\n"; strings.Count(got, w) != 2 {
+			t.Errorf("replay does not find %q as the run did:\n%s", w, got)
+		}
+	}
+}
