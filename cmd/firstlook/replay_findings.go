@@ -95,6 +95,9 @@ func replayFindings(ctx context.Context, fs *flag.FlagSet, f findingsFlags, conf
 	if m.Playbook.Name != "" && m.Playbook.Name != p.Name {
 		fmt.Fprintf(stdout, "note: the bundle ran playbook %s; evaluating %s\n", m.Playbook.Name, p.Name)
 	}
+	if m.Playbook.SHA256 != "" && p.SHA256 != "" && m.Playbook.SHA256 != p.SHA256 {
+		fmt.Fprintf(stdout, "note: playbook %s changed since the run (sha256 %.12s then, %.12s now)\n", p.Name, m.Playbook.SHA256, p.SHA256)
+	}
 	m.Playbook = evidence.Playbook{Name: p.Name, File: p.File, SHA256: p.SHA256, FollowUps: p.FollowUps}
 
 	// Params as the runner chooses them: the config's overrides for the
@@ -158,7 +161,13 @@ func replayFindings(ctx context.Context, fs *flag.FlagSet, f findingsFlags, conf
 			st.Values[ms.Rule] = ms.Value
 		}
 	}
+	if m.Status == evidence.StatusNotStarted {
+		fmt.Fprintln(stdout, "note: the run did not start; there is no output to evaluate")
+	}
 	for _, s := range p.Steps {
+		if m.Status == evidence.StatusNotStarted {
+			break
+		}
 		if !slices.ContainsFunc(m.Steps, func(st evidence.Step) bool { return st.Name == s.Name }) && *f.output == "" {
 			fmt.Fprintf(stdout, "note: step %q of playbook %s is not in the bundle (added since the run?)\n", s.Name, p.Name)
 		}

@@ -29,7 +29,7 @@ func replayBundle(t *testing.T) string {
 		RunID:    evidence.RunID(start, "web-1", "disk-full"),
 		Incident: evidence.Incident{Source: "pagerduty", ID: "PABC123", Title: "disk full on web-1", Service: "Checkout API", Event: "incident.triggered"},
 		Host:     evidence.Host{Name: "web-1", Address: "10.0.0.1:22", User: "u"},
-		Playbook: evidence.Playbook{Name: "disk-full"},
+		Playbook: evidence.Playbook{Name: "disk-full", SHA256: strings.Repeat("0", 64)},
 		Status:   evidence.StatusOK, StartedAt: start, EndedAt: start.Add(2 * time.Second),
 	}}
 	for i, name := range []string{"filesystems", "old step"} {
@@ -92,6 +92,7 @@ func TestReplayFindingsBundle(t *testing.T) {
 	}
 	wantAll(t, got,
 		`params: the playbook's defaults with the config's overrides for service "Checkout API"`,
+		"note: playbook disk-full changed since the run (sha256 000000000000 then, ",
 		"the run found:\n- CRIT / 30% full (as an older playbook said) (filesystems)\n",
 		`note: step "old step" of the bundle is not in playbook disk-full any more`,
 		`note: step "inodes" of playbook disk-full is not in the bundle`,
@@ -102,6 +103,14 @@ func TestReplayFindingsBundle(t *testing.T) {
 	)
 	if strings.Count(got, "WARN ") != 2 || strings.Count(got, "CRIT ") != 1 {
 		t.Errorf("want the one finding in the headline and the list only:\n%s", got)
+	}
+
+	// -service picks another service's overrides.
+	cfg = replayConfig(t, "params:\n  Payments: {fs_warn_pct: \"30\", fs_crit_pct: \"30\"}\n")
+	got, code = replayRun(t, "-config", cfg, "-bundle", bundle, "-service", "Payments")
+	wantAll(t, got, `overrides for service "Payments"`, "**firstlook: CRIT web-1: / 30% full, 65 GiB free of 252 GiB**")
+	if code != 0 {
+		t.Errorf("exit %d", code)
 	}
 
 	// The defaults (85%, 95%) find nothing in the same output.
