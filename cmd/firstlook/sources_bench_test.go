@@ -10,14 +10,11 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/firstlook/firstlook/hooks"
 	"github.com/firstlook/firstlook/hooks/hookstest"
 	"github.com/firstlook/firstlook/hooks/sns/snstest"
 	"github.com/firstlook/firstlook/runner/queue"
@@ -150,46 +147,13 @@ func warmClients(b *testing.B, base string) []*http.Client {
 // measures throughput and latency.
 func loadReqs(b *testing.B, clients []*http.Client, base string, reqs []benchReq) loadResult {
 	b.Helper()
-	var next atomic.Int64
-	lat := make([]time.Duration, len(reqs))
-	var res loadResult
-	var wg sync.WaitGroup
-	start := time.Now()
-	for _, c := range clients {
-		wg.Go(func() {
-			for {
-				i := int(next.Add(1)) - 1
-				if i >= len(reqs) {
-					return
-				}
-				req, _ := http.NewRequest(http.MethodPost, base+reqs[i].path, bytes.NewReader(reqs[i].body))
-				for k, v := range reqs[i].header {
-					req.Header[k] = v
-				}
-				t0 := time.Now()
-				resp, err := c.Do(req)
-				if err != nil {
-					b.Error(err)
-					return
-				}
-				var reply hooks.Reply
-				raw, _ := io.ReadAll(resp.Body)
-				resp.Body.Close()
-				lat[i] = time.Since(t0)
-				if resp.StatusCode == http.StatusAccepted && json.Unmarshal(raw, &reply) == nil && reply.Status == "queued" {
-					atomic.AddInt64(&res.accepted, 1)
-				} else {
-					atomic.AddInt64(&res.other, 1)
-				}
-			}
-		})
-	}
-	wg.Wait()
-	res.elapsed = time.Since(start)
-	res.n = len(reqs)
-	slices.Sort(lat)
-	res.p50, res.p99 = lat[res.n/2], lat[res.n*99/100]
-	return res
+	return send(b, clients, len(reqs), func(i int) *http.Request {
+		req, _ := http.NewRequest(http.MethodPost, base+reqs[i].path, bytes.NewReader(reqs[i].body))
+		for k, v := range reqs[i].header {
+			req.Header[k] = v
+		}
+		return req
+	})
 }
 
 const benchTopic = "arn:aws:sns:us-east-1:123456789012:alarms"
