@@ -99,6 +99,27 @@ func send(b *testing.B, clients []*http.Client, n int, req func(i int) *http.Req
 	return res
 }
 
+// startNoop starts a handler that reads each request and answers 202
+// "queued" as the intake does, storing nothing: the baseline the intake
+// benchmarks measure serve against. It returns the handler's base URL and
+// stops it when b ends.
+func startNoop(b *testing.B) string {
+	b.Helper()
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusAccepted)
+		_, _ = io.WriteString(w, `{"status":"queued"}`+"\n")
+	})}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	go srv.Serve(ln)
+	b.Cleanup(func() { srv.Close() })
+	return "http://" + ln.Addr().String()
+}
+
 // paced sends rate requests per second for dur over benchConns
 // connections, open loop: request i of a connection is due at a fixed
 // time, and its latency counts from then, so a stalled server cannot hide
@@ -190,22 +211,11 @@ func BenchmarkIntake(b *testing.B) {
 		results := map[string]loadResult{}
 
 		b.Run("noop", func(b *testing.B) {
-			srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				_, _ = io.Copy(io.Discard, r.Body)
-				w.Header().Set("Content-Type", "application/json")
-				w.WriteHeader(http.StatusAccepted)
-				_, _ = io.WriteString(w, `{"status":"queued"}`+"\n")
-			})}
-			ln, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				b.Fatal(err)
-			}
-			go srv.Serve(ln)
-			defer srv.Close()
-			r := load(b, "http://"+ln.Addr().String()+"/", max(b.N, benchConns), body, sig, "noop-")
+			noop := startNoop(b)
+			r := load(b, noop+"/", max(b.N, benchConns), body, sig, "noop-")
 			results["noop"] = r
 			for _, rate := range pacedRates {
-				results[fmt.Sprintf("noop-paced-%d", rate)] = paced(b, "http://"+ln.Addr().String()+"/", rate, 3*time.Second, body, sig, fmt.Sprintf("noop-paced-%d-", rate))
+				results[fmt.Sprintf("noop-paced-%d", rate)] = paced(b, noop+"/", rate, 3*time.Second, body, sig, fmt.Sprintf("noop-paced-%d-", rate))
 			}
 			report(b, r)
 		})

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"path/filepath"
 	"strconv"
@@ -73,29 +72,18 @@ playbooks:
 		b.Fatal(err)
 	}
 	base, stop := startServe(b, ServeOptions{Config: cfg, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), NoWorkers: true, SourceClient: aws.Client})
-	noop := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, _ = io.Copy(io.Discard, r.Body)
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(http.StatusAccepted)
-		_, _ = io.WriteString(w, `{"status":"queued"}`+"\n")
-	})}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	go noop.Serve(ln)
-	defer noop.Close()
+	noop := startNoop(b)
 
 	var accepted int64
 	names := []string{"pagerduty", "alertmanager", "mackerel", "sns"}
-	noopClients, serveClients := warmClients(b, "http://"+ln.Addr().String()), warmClients(b, base)
+	noopClients, serveClients := warmClients(b, noop), warmClients(b, base)
 	fmt.Printf("\nintake per source, %d keep-alive connections, %d new deliveries each, ratio to a no-op handler given the same requests:\n", benchConns, n)
 	for round := 1; round <= benchRounds; round++ {
 		for _, name := range names {
 			// Each round sends new deliveries: the round number is in
 			// every id.
 			rs := reqs[name][(round-1)*n : round*n]
-			n := loadReqs(b, noopClients, "http://"+ln.Addr().String(), rs)
+			n := loadReqs(b, noopClients, noop, rs)
 			s := loadReqs(b, serveClients, base, rs)
 			if s.other != 0 {
 				b.Fatalf("%s: %d answers other than 202 queued", name, s.other)
