@@ -1,35 +1,14 @@
 package evidence_test
 
 import (
-	"fmt"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/firstlook/firstlook/evidence"
+	"github.com/firstlook/firstlook/evidence/evidencetest"
 )
 
-// host is one host's run of a two-step disk playbook.
-func host(name string, dfUse int, exit int, status evidence.Status, why string) *evidence.Bundle {
-	rep := run(status, why,
-		stepSpec{name: "df", cmd: "df -h", out: fmt.Sprintf("Filesystem Size Used Avail Use%% Mounted on\n/dev/vda1 100G %dG 1G %d%% /\ntmpfs 1G 0 1G 0%% /dev/shm\n", dfUse, dfUse), ms: 10},
-		stepSpec{name: "inodes", cmd: "df -i", exit: exit, out: "IUse% 3%\n", ms: 5},
-	)
-	if status == evidence.StatusNotStarted {
-		rep.Bundle.Manifest.Steps = nil
-	} else {
-		// What the df step's finding rule records: its value always, a
-		// finding at 95% and more.
-		df := &rep.Bundle.Manifest.Steps[0]
-		df.Values = map[string]float64{"filesystem full": float64(dfUse)}
-		if dfUse >= 95 {
-			v := float64(dfUse)
-			df.Findings = []evidence.Finding{{Rule: "filesystem full", Severity: evidence.SeverityCrit, Message: fmt.Sprintf("/ %d%% full, 1 GiB free", dfUse), Value: &v}}
-		}
-	}
-	rep.Bundle.Manifest.Host = evidence.Host{Name: name, Address: name + ":22"}
-	return rep.Bundle
-}
+var host = evidencetest.Host
 
 func TestCompare(t *testing.T) {
 	ok := evidence.StatusOK
@@ -64,20 +43,8 @@ func TestCompare(t *testing.T) {
 }
 
 func TestRenderFanout(t *testing.T) {
-	f := &evidence.Fanout{Target: "group web"}
-	for i, use := range []int{41, 38, 97, 42} {
-		b := host(fmt.Sprintf("web-%d", i+1), use, 0, evidence.StatusOK, "")
-		b.Manifest.EndedAt = b.Manifest.StartedAt.Add(time.Duration(i+1) * 300 * time.Millisecond)
-		f.Runs = append(f.Runs, evidence.FanoutRun{Bundle: b, Link: fmt.Sprintf("https://evidence.example.com/web-%d/manifest.json", i+1)})
-	}
-	f.Runs = append(f.Runs, evidence.FanoutRun{Bundle: host("web-5", 0, 0, evidence.StatusNotStarted, `connect: host key changed for host web-5`)})
-	var bs []*evidence.Bundle
-	for _, r := range f.Runs {
-		bs = append(bs, r.Bundle)
-	}
-	f.Differences = evidence.Compare(bs)
-	m := evidence.FanoutManifest(f)
-	rep := evidence.Report{Bundle: &evidence.Bundle{Manifest: m}, Fanout: f, Marker: "fanout-1"}
+	rep := evidencetest.Fanout()
+	m := rep.Bundle.Manifest
 	if m.Status != evidence.StatusFailed || m.Host.Name != "group web" || m.Incident.ID != "Q2CKYRLH85UNN4" {
 		t.Errorf("got manifest %+v", m)
 	}

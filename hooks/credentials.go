@@ -34,3 +34,14 @@ func MatchBasic(r *http.Request, creds []BasicAuth) (present, ok bool) {
 	}
 	return true, match == 1 && pw != ""
 }
+
+// CheckBasic reports whether r carries basic-auth credentials at all and,
+// when it does, the 401 to answer if they are none of creds (nil when they
+// are one of them).
+func CheckBasic(r *http.Request, creds []BasicAuth) (present bool, err error) {
+	present, ok := MatchBasic(r, creds)
+	if present && !ok {
+		return true, Errorf(http.StatusUnauthorized, "basic-auth credentials match none of the configured ones")
+	}
+	return present, nil
+}

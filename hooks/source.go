@@ -49,6 +49,25 @@ const (
 	Resolve
 )
 
+// The event types of the triggers of sources that only start and end
+// incidents (Alertmanager, Mackerel, SNS), in PagerDuty's words.
+const (
+	EventTriggered = "incident.triggered"
+	EventResolved  = "incident.resolved"
+)
+
+// TriggeredOrResolved is the Action of such a source: it runs
+// EventTriggered, resolves on EventResolved and ignores anything else.
+func TriggeredOrResolved(event string) Action {
+	switch event {
+	case EventTriggered:
+		return Run
+	case EventResolved:
+		return Resolve
+	}
+	return Ignore
+}
+
 // Resolver records that an incident resolved. runner keeps the record in
 // the per-incident state and checks it before a run starts.
 type Resolver interface {

@@ -21,21 +21,16 @@ import (
 	"github.com/firstlook/firstlook/runner"
 	"github.com/firstlook/firstlook/runner/inventory"
 	"github.com/firstlook/firstlook/runner/queue"
+	"github.com/firstlook/firstlook/runner/runnertest"
 	"github.com/firstlook/firstlook/runner/ssh"
 )
 
-// dialerFunc adapts a function to runner.Dialer.
-type dialerFunc func(ctx context.Context, t ssh.Target) (runner.Conn, error)
-
-func (f dialerFunc) Dial(ctx context.Context, t ssh.Target) (runner.Conn, error) { return f(ctx, t) }
-
-// connFunc adapts a function to runner.Conn.
-type connFunc func(ctx context.Context, cmd string, opts ssh.RunOptions) (ssh.Result, error)
-
-func (f connFunc) Run(ctx context.Context, cmd string, opts ssh.RunOptions) (ssh.Result, error) {
-	return f(ctx, cmd, opts)
-}
-func (f connFunc) Close() error { return nil }
+// dialerFunc and connFunc adapt functions to the runner's Dialer and
+// Conn: these tests are about what is queued and published, not SSH.
+type (
+	dialerFunc = runnertest.DialerFunc
+	connFunc   = runnertest.ConnFunc
+)
 
 // fixed is a host that answers every command with "<host>: <cmd>" and
 // exit 0, except commands listed in exits.

@@ -89,15 +89,5 @@ func (e *env) sourceBundles(source string) []*evidence.Bundle {
 // waitSource polls until a source has n bundles, then returns them.
 func (e *env) waitSource(source string, n int) []*evidence.Bundle {
 	e.t.Helper()
-	deadline := time.Now().Add(45 * time.Second)
-	for {
-		bs := e.sourceBundles(source)
-		if len(bs) >= n || time.Now().After(deadline) {
-			if len(bs) != n {
-				e.t.Fatalf("%s: got %d bundles, want %d", source, len(bs), n)
-			}
-			return bs
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	return e.waitFor(source, n, func() []*evidence.Bundle { return e.sourceBundles(source) })
 }

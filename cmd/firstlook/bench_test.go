@@ -10,7 +10,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"sync"
@@ -41,27 +40,41 @@ func (r loadResult) rps() float64 { return float64(r.n) / r.elapsed.Seconds() }
 // with its own X-Webhook-Id, and measures each request's latency.
 func load(b *testing.B, url string, n int, body []byte, sig, idPrefix string) loadResult {
 	b.Helper()
+	clients := make([]*http.Client, benchConns)
+	for i := range clients {
+		tr := &http.Transport{MaxIdleConnsPerHost: 1, MaxConnsPerHost: 1, DisableCompression: true}
+		defer tr.CloseIdleConnections()
+		clients[i] = &http.Client{Transport: tr}
+	}
+	return send(b, clients, n, func(i int) *http.Request {
+		req, _ := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("X-PagerDuty-Signature", sig)
+		req.Header.Set("X-Webhook-Id", idPrefix+strconv.Itoa(i))
+		return req
+	})
+}
+
+// send sends request i of n, made by req, over the clients, one sender
+// each, as fast as they are answered; it counts the 202 "queued" answers
+// and measures each request's latency.
+func send(b *testing.B, clients []*http.Client, n int, req func(i int) *http.Request) loadResult {
+	b.Helper()
 	var next atomic.Int64
 	lat := make([]time.Duration, n)
 	var res loadResult
 	var wg sync.WaitGroup
 	start := time.Now()
-	for range benchConns {
+	for _, c := range clients {
 		wg.Go(func() {
-			tr := &http.Transport{MaxIdleConnsPerHost: 1, MaxConnsPerHost: 1, DisableCompression: true}
-			defer tr.CloseIdleConnections()
-			c := &http.Client{Transport: tr}
 			for {
 				i := int(next.Add(1)) - 1
 				if i >= n {
 					return
 				}
-				req, _ := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
-				req.Header.Set("Content-Type", "application/json")
-				req.Header.Set("X-PagerDuty-Signature", sig)
-				req.Header.Set("X-Webhook-Id", idPrefix+strconv.Itoa(i))
+				r := req(i)
 				t0 := time.Now()
-				resp, err := c.Do(req)
+				resp, err := c.Do(r)
 				if err != nil {
 					b.Error(err)
 					return
@@ -84,6 +97,27 @@ func load(b *testing.B, url string, n int, body []byte, sig, idPrefix string) lo
 	slices.Sort(lat)
 	res.p50, res.p99 = lat[n/2], lat[n*99/100]
 	return res
+}
+
+// startNoop starts a handler that reads each request and answers 202
+// "queued" as the intake does, storing nothing: the baseline the intake
+// benchmarks measure serve against. It returns the handler's base URL and
+// stops it when b ends.
+func startNoop(b *testing.B) string {
+	b.Helper()
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusAccepted)
+		_, _ = io.WriteString(w, `{"status":"queued"}`+"\n")
+	})}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	go srv.Serve(ln)
+	b.Cleanup(func() { srv.Close() })
+	return "http://" + ln.Addr().String()
 }
 
 // paced sends rate requests per second for dur over benchConns
@@ -177,53 +211,17 @@ func BenchmarkIntake(b *testing.B) {
 		results := map[string]loadResult{}
 
 		b.Run("noop", func(b *testing.B) {
-			srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				_, _ = io.Copy(io.Discard, r.Body)
-				w.Header().Set("Content-Type", "application/json")
-				w.WriteHeader(http.StatusAccepted)
-				_, _ = io.WriteString(w, `{"status":"queued"}`+"\n")
-			})}
-			ln, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				b.Fatal(err)
-			}
-			go srv.Serve(ln)
-			defer srv.Close()
-			r := load(b, "http://"+ln.Addr().String()+"/", max(b.N, benchConns), body, sig, "noop-")
+			noop := startNoop(b)
+			r := load(b, noop+"/", max(b.N, benchConns), body, sig, "noop-")
 			results["noop"] = r
 			for _, rate := range pacedRates {
-				results[fmt.Sprintf("noop-paced-%d", rate)] = paced(b, "http://"+ln.Addr().String()+"/", rate, 3*time.Second, body, sig, fmt.Sprintf("noop-paced-%d-", rate))
+				results[fmt.Sprintf("noop-paced-%d", rate)] = paced(b, noop+"/", rate, 3*time.Second, body, sig, fmt.Sprintf("noop-paced-%d-", rate))
 			}
 			report(b, r)
 		})
 
 		b.Run("serve", func(b *testing.B) {
-			dir := b.TempDir()
-			writeFile(b, filepath.Join(dir, "secret"), secret)
-			writeFile(b, filepath.Join(dir, "known_hosts"), "")
-			writeFile(b, filepath.Join(dir, "id"), "")
-			writeFile(b, filepath.Join(dir, "firstlook.yaml"), `data_dir: data
-log_level: error
-`+os.Getenv("FL_BENCH_EXTRA")+`
-pagerduty:
-  webhook_secret_files: [secret]
-inventory:
-  hosts: [{name: h, address: 127.0.0.1, user: u}]
-ssh:
-  known_hosts: [known_hosts]
-  agent: true
-playbooks:
-  paths: [playbooks]
-`)
-			if err := os.MkdirAll(filepath.Join(dir, "playbooks"), 0o700); err != nil {
-				b.Fatal(err)
-			}
-			writeFile(b, filepath.Join(dir, "playbooks", "p.yaml"), "name: p\nsteps:\n  - name: s\n    run: uptime\n")
-			b.Setenv("SSH_AUTH_SOCK", filepath.Join(dir, "no-agent"))
-			cfg, err := LoadConfig(filepath.Join(dir, "firstlook.yaml"))
-			if err != nil {
-				b.Fatal(err)
-			}
+			cfg := intakeConfig(b, secret, os.Getenv("FL_BENCH_EXTRA")+"\n")
 			base, stop := startServe(b, ServeOptions{Config: cfg, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), NoWorkers: true})
 			b.ResetTimer()
 			r := load(b, base+"/hooks/pagerduty", max(b.N, benchConns), body, sig, fmt.Sprintf("serve-%d-", b.N))

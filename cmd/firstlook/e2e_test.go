@@ -278,12 +278,19 @@ func (e *env) bundles(incident string) []*evidence.Bundle {
 // wait polls until the incident has n bundles, then returns them.
 func (e *env) wait(incident string, n int) []*evidence.Bundle {
 	e.t.Helper()
+	return e.waitFor("incident "+incident, n, func() []*evidence.Bundle { return e.bundles(incident) })
+}
+
+// waitFor polls list until it returns n bundles or 45 s have passed, and
+// fails the test, naming what, unless it ends with exactly n.
+func (e *env) waitFor(what string, n int, list func() []*evidence.Bundle) []*evidence.Bundle {
+	e.t.Helper()
 	deadline := time.Now().Add(45 * time.Second)
 	for {
-		bs := e.bundles(incident)
+		bs := list()
 		if len(bs) >= n || time.Now().After(deadline) {
 			if len(bs) != n {
-				e.t.Fatalf("incident %s: got %d bundles, want %d", incident, len(bs), n)
+				e.t.Fatalf("%s: got %d bundles, want %d", what, len(bs), n)
 			}
 			return bs
 		}

@@ -22,12 +22,28 @@ import (
 // URL: enough for the intake's HTTP behaviour, no SSH needed.
 func intakeOnly(t *testing.T) string {
 	t.Helper()
-	dir := t.TempDir()
-	writeFile(t, filepath.Join(dir, "secret"), hookstest.CapturedSecret(t))
-	writeFile(t, filepath.Join(dir, "known_hosts"), "")
-	writeFile(t, filepath.Join(dir, "firstlook.yaml"), `data_dir: data
+	cfg := intakeConfig(t, hookstest.CapturedSecret(t), "")
+	base, stop := startServe(t, ServeOptions{Config: cfg, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), NoWorkers: true})
+	t.Cleanup(func() {
+		if err := stop(); err != nil {
+			t.Errorf("serve: %v", err)
+		}
+	})
+	return base
+}
+
+// intakeConfig writes and loads the configuration of an intake that
+// accepts PagerDuty deliveries signed with secret and has one playbook
+// and one host it cannot reach (no SSH agent); extra is more YAML for the
+// top level, empty or ending in a newline.
+func intakeConfig(tb testing.TB, secret, extra string) *Config {
+	tb.Helper()
+	dir := tb.TempDir()
+	writeFile(tb, filepath.Join(dir, "secret"), secret)
+	writeFile(tb, filepath.Join(dir, "known_hosts"), "")
+	writeFile(tb, filepath.Join(dir, "firstlook.yaml"), `data_dir: data
 log_level: error
-pagerduty:
+`+extra+`pagerduty:
   webhook_secret_files: [secret]
 inventory:
   hosts: [{name: h, address: 127.0.0.1, user: u}]
@@ -38,21 +54,15 @@ playbooks:
   paths: [playbooks]
 `)
 	if err := os.MkdirAll(filepath.Join(dir, "playbooks"), 0o700); err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
-	writeFile(t, filepath.Join(dir, "playbooks", "p.yaml"), "name: p\nsteps:\n  - name: s\n    run: uptime\n")
-	t.Setenv("SSH_AUTH_SOCK", filepath.Join(dir, "no-agent"))
+	writeFile(tb, filepath.Join(dir, "playbooks", "p.yaml"), "name: p\nsteps:\n  - name: s\n    run: uptime\n")
+	tb.Setenv("SSH_AUTH_SOCK", filepath.Join(dir, "no-agent"))
 	cfg, err := LoadConfig(filepath.Join(dir, "firstlook.yaml"))
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
-	base, stop := startServe(t, ServeOptions{Config: cfg, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), NoWorkers: true})
-	t.Cleanup(func() {
-		if err := stop(); err != nil {
-			t.Errorf("serve: %v", err)
-		}
-	})
-	return base
+	return cfg
 }
 
 // TestIntakeRefusalsAreJSON: requests net/http refuses before any handler

@@ -7,17 +7,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/firstlook/firstlook/hooks"
 	"github.com/firstlook/firstlook/hooks/hookstest"
 	"github.com/firstlook/firstlook/hooks/sns/snstest"
 	"github.com/firstlook/firstlook/runner/queue"
@@ -76,29 +72,18 @@ playbooks:
 		b.Fatal(err)
 	}
 	base, stop := startServe(b, ServeOptions{Config: cfg, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), NoWorkers: true, SourceClient: aws.Client})
-	noop := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, _ = io.Copy(io.Discard, r.Body)
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(http.StatusAccepted)
-		_, _ = io.WriteString(w, `{"status":"queued"}`+"\n")
-	})}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	go noop.Serve(ln)
-	defer noop.Close()
+	noop := startNoop(b)
 
 	var accepted int64
 	names := []string{"pagerduty", "alertmanager", "mackerel", "sns"}
-	noopClients, serveClients := warmClients(b, "http://"+ln.Addr().String()), warmClients(b, base)
+	noopClients, serveClients := warmClients(b, noop), warmClients(b, base)
 	fmt.Printf("\nintake per source, %d keep-alive connections, %d new deliveries each, ratio to a no-op handler given the same requests:\n", benchConns, n)
 	for round := 1; round <= benchRounds; round++ {
 		for _, name := range names {
 			// Each round sends new deliveries: the round number is in
 			// every id.
 			rs := reqs[name][(round-1)*n : round*n]
-			n := loadReqs(b, noopClients, "http://"+ln.Addr().String(), rs)
+			n := loadReqs(b, noopClients, noop, rs)
 			s := loadReqs(b, serveClients, base, rs)
 			if s.other != 0 {
 				b.Fatalf("%s: %d answers other than 202 queued", name, s.other)
@@ -150,46 +135,13 @@ func warmClients(b *testing.B, base string) []*http.Client {
 // measures throughput and latency.
 func loadReqs(b *testing.B, clients []*http.Client, base string, reqs []benchReq) loadResult {
 	b.Helper()
-	var next atomic.Int64
-	lat := make([]time.Duration, len(reqs))
-	var res loadResult
-	var wg sync.WaitGroup
-	start := time.Now()
-	for _, c := range clients {
-		wg.Go(func() {
-			for {
-				i := int(next.Add(1)) - 1
-				if i >= len(reqs) {
-					return
-				}
-				req, _ := http.NewRequest(http.MethodPost, base+reqs[i].path, bytes.NewReader(reqs[i].body))
-				for k, v := range reqs[i].header {
-					req.Header[k] = v
-				}
-				t0 := time.Now()
-				resp, err := c.Do(req)
-				if err != nil {
-					b.Error(err)
-					return
-				}
-				var reply hooks.Reply
-				raw, _ := io.ReadAll(resp.Body)
-				resp.Body.Close()
-				lat[i] = time.Since(t0)
-				if resp.StatusCode == http.StatusAccepted && json.Unmarshal(raw, &reply) == nil && reply.Status == "queued" {
-					atomic.AddInt64(&res.accepted, 1)
-				} else {
-					atomic.AddInt64(&res.other, 1)
-				}
-			}
-		})
-	}
-	wg.Wait()
-	res.elapsed = time.Since(start)
-	res.n = len(reqs)
-	slices.Sort(lat)
-	res.p50, res.p99 = lat[res.n/2], lat[res.n*99/100]
-	return res
+	return send(b, clients, len(reqs), func(i int) *http.Request {
+		req, _ := http.NewRequest(http.MethodPost, base+reqs[i].path, bytes.NewReader(reqs[i].body))
+		for k, v := range reqs[i].header {
+			req.Header[k] = v
+		}
+		return req
+	})
 }
 
 const benchTopic = "arn:aws:sns:us-east-1:123456789012:alarms"

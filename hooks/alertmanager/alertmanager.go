@@ -104,11 +104,8 @@ func (s *Webhooks) Authenticate(r *http.Request, _ []byte) error {
 		}
 		return hooks.Errorf(http.StatusUnauthorized, "bearer token matches none of the configured tokens")
 	}
-	if present, ok := hooks.MatchBasic(r, s.basic); present {
-		if ok {
-			return nil
-		}
-		return hooks.Errorf(http.StatusUnauthorized, "basic-auth credentials match none of the configured ones")
+	if present, err := hooks.CheckBasic(r, s.basic); present {
+		return err
 	}
 	return hooks.Errorf(http.StatusUnauthorized, "Authorization header is neither Bearer nor Basic")
 }
@@ -116,19 +113,13 @@ func (s *Webhooks) Authenticate(r *http.Request, _ []byte) error {
 // The event types of Alertmanager triggers: a firing alert is a new
 // incident to diagnose, a resolved one resolves it.
 const (
-	EventFiring   = "incident.triggered"
-	EventResolved = "incident.resolved"
+	EventFiring   = hooks.EventTriggered
+	EventResolved = hooks.EventResolved
 )
 
 // Action runs firing alerts and resolves on resolved ones.
 func (s *Webhooks) Action(event string) hooks.Action {
-	switch event {
-	case EventFiring:
-		return hooks.Run
-	case EventResolved:
-		return hooks.Resolve
-	}
-	return hooks.Ignore
+	return hooks.TriggeredOrResolved(event)
 }
 
 // message is the webhook payload, version 4. Unknown fields are ignored.

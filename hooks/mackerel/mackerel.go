@@ -81,11 +81,8 @@ func (s *Webhooks) Name() string { return Name }
 // Authenticate accepts a configured token as the last path segment, or
 // configured basic-auth credentials, compared in constant time.
 func (s *Webhooks) Authenticate(r *http.Request, _ []byte) error {
-	if present, ok := hooks.MatchBasic(r, s.basic); present {
-		if ok {
-			return nil
-		}
-		return hooks.Errorf(http.StatusUnauthorized, "basic-auth credentials match none of the configured ones")
+	if present, err := hooks.CheckBasic(r, s.basic); present {
+		return err
 	}
 	rest, found := strings.CutPrefix(r.URL.Path, "/hooks/"+Name+"/")
 	if !found || rest == "" {
@@ -99,20 +96,14 @@ func (s *Webhooks) Authenticate(r *http.Request, _ []byte) error {
 
 // The event types of Mackerel triggers.
 const (
-	EventAlert    = "incident.triggered"
-	EventResolved = "incident.resolved"
+	EventAlert    = hooks.EventTriggered
+	EventResolved = hooks.EventResolved
 )
 
 // Action runs open warning and critical alerts and resolves on ok and
 // closed ones; Mackerel's other events are ignored.
 func (s *Webhooks) Action(event string) hooks.Action {
-	switch event {
-	case EventAlert:
-		return hooks.Run
-	case EventResolved:
-		return hooks.Resolve
-	}
-	return hooks.Ignore
+	return hooks.TriggeredOrResolved(event)
 }
 
 // notification is the part of a webhook that firstlook reads. Mackerel

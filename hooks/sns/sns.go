@@ -182,8 +182,8 @@ func (s *Webhooks) Authenticate(r *http.Request, body []byte) error {
 
 // The event types of SNS triggers.
 const (
-	EventAlarm    = "incident.triggered"
-	EventOK       = "incident.resolved"
+	EventAlarm    = hooks.EventTriggered
+	EventOK       = hooks.EventResolved
 	eventNoAlarm  = "sns.notification"
 	eventNoData   = "alarm.insufficient_data"
 	eventUnsubscr = "sns.unsubscribe"
@@ -192,13 +192,7 @@ const (
 // Action runs alarms that went to ALARM and resolves on OK; anything else
 // (INSUFFICIENT_DATA, a notification that is not an alarm) is ignored.
 func (s *Webhooks) Action(event string) hooks.Action {
-	switch event {
-	case EventAlarm:
-		return hooks.Run
-	case EventOK:
-		return hooks.Resolve
-	}
-	return hooks.Ignore
+	return hooks.TriggeredOrResolved(event)
 }
 
 // Parse reads a verified message: a subscription confirmation of an

@@ -21,22 +21,16 @@ import (
 	"github.com/firstlook/firstlook/runner/chatops"
 	"github.com/firstlook/firstlook/runner/inventory"
 	"github.com/firstlook/firstlook/runner/queue"
+	"github.com/firstlook/firstlook/runner/runnertest"
 	"github.com/firstlook/firstlook/runner/ssh"
 )
 
 // dialerFunc and connFunc adapt functions to the runner's Dialer and
-// Conn: these tests are about what is queued and published, not SSH
-// (runner/ssh has real sshd tests).
-type dialerFunc func(ctx context.Context, t ssh.Target) (runner.Conn, error)
-
-func (f dialerFunc) Dial(ctx context.Context, t ssh.Target) (runner.Conn, error) { return f(ctx, t) }
-
-type connFunc func(ctx context.Context, cmd string, opts ssh.RunOptions) (ssh.Result, error)
-
-func (f connFunc) Run(ctx context.Context, cmd string, opts ssh.RunOptions) (ssh.Result, error) {
-	return f(ctx, cmd, opts)
-}
-func (f connFunc) Close() error { return nil }
+// Conn: these tests are about what is queued and published, not SSH.
+type (
+	dialerFunc = runnertest.DialerFunc
+	connFunc   = runnertest.ConnFunc
+)
 
 func echo() runner.Dialer {
 	return dialerFunc(func(_ context.Context, t ssh.Target) (runner.Conn, error) {
