@@ -146,7 +146,17 @@ func TestEmbeddedCluster(t *testing.T) {
 	if _, err := qs[0].State().Update(ctx, key, []byte("C2"), rev-1); !errors.Is(err, queue.ErrConflict) {
 		t.Errorf("stale Update on another node: got %v, want ErrConflict", err)
 	}
-	if v, _, err := qs[2].State().Get(ctx, key); err != nil || string(v) != "C1" {
+	// A node may briefly have no route to the bucket's leader (an
+	// election under load: "no responders"); what must hold is that it
+	// reads the value once it has one.
+	var v []byte
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		v, _, err = qs[2].State().Get(ctx, key)
+		if err == nil || !errors.Is(err, nats.ErrNoResponders) || time.Now().After(deadline) {
+			break
+		}
+	}
+	if err != nil || string(v) != "C1" {
 		t.Errorf("Get on a third node: got (%q, %v), want C1", v, err)
 	}
 }
