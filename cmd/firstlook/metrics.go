@@ -43,6 +43,7 @@ type metrics struct {
 	publishRetries    *prometheus.CounterVec
 	publishFailures   *prometheus.CounterVec
 	redactions        prometheus.Counter
+	slackCommands     *prometheus.CounterVec
 }
 
 // durations spans a quick command to a playbook's whole timeout.
@@ -75,9 +76,11 @@ func newMetrics() *metrics {
 			Help: "Publish calls that failed, by sink."}, []string{"sink"}),
 		redactions: prometheus.NewCounter(prometheus.CounterOpts{Name: "firstlook_redactions_total",
 			Help: "Secrets replaced in stored evidence."}),
+		slackCommands: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "firstlook_slack_commands_total",
+			Help: "/firstlook Slack commands decided, by command (other for an unknown name) and decision: allowed, denied, error (permissions not checkable)."}, []string{"command", "decision"}),
 	}
 	m.reg.MustRegister(m.webhooks, m.jobs, m.runs, m.runDuration, m.stepDuration, m.webhookToEvidence,
-		m.dials, m.sessions, m.publishAttempts, m.publishRetries, m.publishFailures, m.redactions,
+		m.dials, m.sessions, m.publishAttempts, m.publishRetries, m.publishFailures, m.redactions, m.slackCommands,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

@@ -137,7 +137,7 @@ func Serve(ctx context.Context, opts ServeOptions) error {
 	// The /firstlook command is not a trigger source: its answer is a
 	// Slack message and its work a command, so it has its own handler,
 	// verified like a source (hooks/slack.Verifier.Authenticate).
-	slackCmd, err := cfg.slackCommands(q, r, p, log)
+	slackCmd, err := cfg.slackCommands(q, r, p, met, log)
 	if err != nil {
 		return err
 	}

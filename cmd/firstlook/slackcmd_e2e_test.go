@@ -119,6 +119,23 @@ func TestServeSlackCommand(t *testing.T) {
 			t.Errorf("no audit line with %v", want)
 		}
 	}
+	// The same three decisions, counted: exactly, and nothing else.
+	fams := scrape(t, url)
+	for _, want := range []struct {
+		decision string
+		n        float64
+	}{{"allowed", 2}, {"denied", 1}} {
+		if v, _ := value(fams, "firstlook_slack_commands_total", "command", "run", "decision", want.decision); v != want.n {
+			t.Errorf("firstlook_slack_commands_total{command=run,decision=%s} = %v, want %v", want.decision, v, want.n)
+		}
+	}
+	total := 0.0
+	for _, m := range fams["firstlook_slack_commands_total"].GetMetric() {
+		total += m.GetCounter().GetValue()
+	}
+	if total != 3 {
+		t.Errorf("firstlook_slack_commands_total sums to %v, want 3", total)
+	}
 }
 
 // TestServeSlackSocketMode: the same command over Socket Mode: serve opens
