@@ -72,7 +72,9 @@ func Serve(ctx context.Context, opts ServeOptions) error {
 	if err := cfg.requireIntake(); err != nil {
 		return err
 	}
-	p, err := cfg.runParts(ctx, true, log)
+	// Metrics first: the publishers count their retried requests in them.
+	met := newMetrics()
+	p, err := cfg.runParts(ctx, true, met, log)
 	if err != nil {
 		return err
 	}
@@ -89,7 +91,6 @@ func Serve(ctx context.Context, opts ServeOptions) error {
 	// Metrics and the audit log: the intake, the queue and the spool are
 	// read at scrape time; the runner and SSH report through small
 	// wrappers (see metrics.go, audit.go).
-	met := newMetrics()
 	met.watchQueue(q)
 	if p.spool != nil {
 		met.watchSpool(p.spool)
