@@ -76,6 +76,9 @@ func TestServeSlackCommand(t *testing.T) {
 		}
 	}
 
+	// The run's message is throttled once: the publisher retries it
+	// within the publish, and the metrics count that retry.
+	slk.RateLimit("chat.postMessage", 1, time.Second)
 	status, body := post("/hooks/slack/commands", slk.CommandForm(slacktest.SlashCommand{
 		UserID: "U0SRE0001", UserName: "sam", ChannelID: ops, ChannelName: "ops", Command: "/firstlook", Text: "run whoami on host-1"}))
 	if status != 200 || !strings.Contains(body, "queued `whoami` on host-1") {
@@ -135,6 +138,9 @@ func TestServeSlackCommand(t *testing.T) {
 	}
 	if total != 3 {
 		t.Errorf("firstlook_slack_commands_total sums to %v, want 3", total)
+	}
+	if v, _ := value(fams, "firstlook_publish_request_retries_total", "sink", "slack"); v != 1 {
+		t.Errorf("firstlook_publish_request_retries_total{sink=slack} = %v, want 1 (one 429)", v)
 	}
 }
 
