@@ -42,7 +42,7 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return err
 	}
 	cfg.logWarnings(newLogger(cfg, stderr))
-	p, err := cfg.runParts(ctx, false, newLogger(cfg, stderr))
+	p, err := cfg.runParts(ctx, false, nil, newLogger(cfg, stderr))
 	if err != nil {
 		return err
 	}

@@ -20,6 +20,7 @@ import (
 //	api_token: ${PAGERDUTY_API_TOKEN}           # from the environment
 //	api_token: {env: PAGERDUTY_API_TOKEN}       # the same
 //	api_token: {file: /etc/firstlook/pd-token}  # a file's content, without its trailing newline
+//	api_token: {file: "${CREDENTIALS_DIRECTORY}/pd-token"}  # ${VAR} in the path is expanded
 //
 // or inline (api_token: "abc…"), which puts the secret in the file. A new
 // secret is a field of this type: decoding, files, redaction and the
@@ -74,7 +75,14 @@ func (s *Secret) UnmarshalYAMLFile(d *yamlfile.Decoder, where string, n *yaml.No
 			}
 			s.value = val
 		case "file":
-			s.file = v
+			// ${VAR} in the path is expanded, as in the *_file keys:
+			// {file: "${CREDENTIALS_DIRECTORY}/pd-token"} under systemd.
+			path, unset := d.Expand(v)
+			if len(unset) > 0 {
+				d.Fail(n.Content[1], where, "environment variable %s in the secret's file path is not set; export it, or write the path out", unset[0])
+				return
+			}
+			s.file = path
 		default:
 			d.Fail(n.Content[0], where, "unknown key %q%s valid keys: env, file", k, yamlfile.OrSemicolon(yamlfile.DidYouMean(k, []string{"env", "file"})))
 		}

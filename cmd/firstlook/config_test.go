@@ -139,15 +139,19 @@ func TestUnsetOptionalSecretWarns(t *testing.T) {
 
 // TestSecretForms: a secret comes inline, from ${VAR}, {env: VAR}, {file:
 // path} or the older *_file key, and a file's trailing newline is dropped.
+// ${VAR} in a {file: path} is expanded ($CREDENTIALS_DIRECTORY under
+// systemd); an unset one is an error naming it.
 func TestSecretForms(t *testing.T) {
 	t.Setenv("FL_TEST_SECRET", "from-env")
 	d := configDir(t)
+	t.Setenv("FL_TEST_CREDS_DIR", d)
 	writeFile(t, filepath.Join(d, "tok"), "from-file\n")
 	for _, tc := range []struct{ yaml, want string }{
 		{`api_token: inline-value`, "inline-value"},
 		{`api_token: "${FL_TEST_SECRET}"`, "from-env"},
 		{`api_token: {env: FL_TEST_SECRET}`, "from-env"},
 		{`api_token: {file: tok}`, "from-file"},
+		{`api_token: {file: "${FL_TEST_CREDS_DIR}/tok"}`, "from-file"},
 		{`api_token_file: tok`, "from-file"},
 	} {
 		y := strings.Replace(minimal, "api_token: ${FL_TEST_TOKEN}", tc.yaml, 1)
@@ -162,6 +166,10 @@ func TestSecretForms(t *testing.T) {
 	_, err := ParseConfig([]byte(strings.Replace(minimal, "api_token: ${FL_TEST_TOKEN}", "api_token: {file: missing}", 1)), d)
 	if err == nil || !strings.Contains(err.Error(), "firstlook.yaml:4:14: pagerduty.api_token: read secret: "+filepath.Join(d, "missing")+": no such file") {
 		t.Errorf("missing file: got %v", err)
+	}
+	_, err = ParseConfig([]byte(strings.Replace(minimal, "api_token: ${FL_TEST_TOKEN}", `api_token: {file: "${FL_TEST_UNSET_DIR}/tok"}`, 1)), d)
+	if err == nil || !strings.Contains(err.Error(), "firstlook.yaml:4:21: pagerduty.api_token: environment variable FL_TEST_UNSET_DIR in the secret's file path is not set") {
+		t.Errorf("unset variable in the path: got %v", err)
 	}
 }
 

@@ -42,7 +42,11 @@ type metrics struct {
 	publishAttempts   *prometheus.CounterVec
 	publishRetries    *prometheus.CounterVec
 	publishFailures   *prometheus.CounterVec
-	redactions        prometheus.Counter
+	// publishRequestRetries counts the requests a publisher retried
+	// within one publish call (evidence/retry's loop), by sink.
+	publishRequestRetries *prometheus.CounterVec
+	redactions            prometheus.Counter
+	slackCommands         *prometheus.CounterVec
 }
 
 // durations spans a quick command to a playbook's whole timeout.
@@ -73,11 +77,15 @@ func newMetrics() *metrics {
 			Help: "Publish calls that repeat an earlier attempt of the same run, by sink."}, []string{"sink"}),
 		publishFailures: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "firstlook_publish_failures_total",
 			Help: "Publish calls that failed, by sink."}, []string{"sink"}),
+		publishRequestRetries: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "firstlook_publish_request_retries_total",
+			Help: "Requests a publisher retried within one publish call (429, 5xx, network), by sink."}, []string{"sink"}),
 		redactions: prometheus.NewCounter(prometheus.CounterOpts{Name: "firstlook_redactions_total",
 			Help: "Secrets replaced in stored evidence."}),
+		slackCommands: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "firstlook_slack_commands_total",
+			Help: "/firstlook Slack commands decided, by command (other for an unknown name) and decision: allowed, denied, error (permissions not checkable)."}, []string{"command", "decision"}),
 	}
 	m.reg.MustRegister(m.webhooks, m.jobs, m.runs, m.runDuration, m.stepDuration, m.webhookToEvidence,
-		m.dials, m.sessions, m.publishAttempts, m.publishRetries, m.publishFailures, m.redactions,
+		m.dials, m.sessions, m.publishAttempts, m.publishRetries, m.publishFailures, m.publishRequestRetries, m.redactions, m.slackCommands,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"time"
 
 	"github.com/firstlook/firstlook/evidence"
 	pdnotes "github.com/firstlook/firstlook/evidence/pagerduty"
@@ -108,7 +109,8 @@ func (c *Config) inventory(ctx context.Context) (runner.Inventory, error) {
 // runParts builds everything a run needs. With S3 configured, serve
 // (spooled) puts a local spool in front of it, so that an S3 outage loses
 // nothing; a one-off run writes to S3 directly and says so if it fails.
-func (c *Config) runParts(ctx context.Context, spooled bool, log *slog.Logger) (_ *parts, err error) {
+// met, when not nil, counts the publishers' retried requests.
+func (c *Config) runParts(ctx context.Context, spooled bool, met *metrics, log *slog.Logger) (_ *parts, err error) {
 	p, err := c.planParts(ctx)
 	if err != nil {
 		return nil, err
@@ -139,7 +141,7 @@ func (c *Config) runParts(ctx context.Context, spooled bool, log *slog.Logger) (
 			return nil, fmt.Errorf("evidence: %w", err)
 		}
 	}
-	if p.publishers, err = c.publishers(log); err != nil {
+	if p.publishers, err = c.publishers(log, met); err != nil {
 		return nil, err
 	}
 	return p, nil
@@ -148,16 +150,24 @@ func (c *Config) runParts(ctx context.Context, spooled bool, log *slog.Logger) (
 // publishers are the sinks runs go to, in order: the PagerDuty note first
 // (the incident is where responders look first), then Slack, then the
 // webhook. Each sink is one line: its config key, whether it is on, and how
-// it is built (its config, its secret, its logger).
-func (c *Config) publishers(log *slog.Logger) ([]evidence.Publisher, error) {
+// it is built (its config, its secret, its logger, and with met set the
+// counter of its retried requests).
+func (c *Config) publishers(log *slog.Logger, met *metrics) ([]evidence.Publisher, error) {
+	onRetry := func(sink string) func(int, time.Duration, error) {
+		if met == nil {
+			return nil
+		}
+		ctr := met.publishRequestRetries.WithLabelValues(sink)
+		return func(int, time.Duration, error) { ctr.Inc() }
+	}
 	sinks := []struct {
 		key   string
 		on    bool
 		build func() (evidence.Publisher, error)
 	}{
-		{"pagerduty.notes", c.PagerDuty.Notes.From != "", build(pdnotes.New, c.PagerDuty.Notes, c.PagerDuty.APIToken.Value(), pdnotes.WithLogger(log.With("sink", "pagerduty")))},
-		{"slack", c.Slack.BotToken.IsSet(), build(slackpub.New, c.slackPublisherConfig(), c.Slack.BotToken.Value(), slackpub.WithLogger(log.With("sink", "slack")))},
-		{"webhook", c.Webhook.URL != "", build(webhook.New, c.Webhook.Config, c.Webhook.Secret.Value(), webhook.WithLogger(log.With("sink", "webhook")))},
+		{"pagerduty.notes", c.PagerDuty.Notes.From != "", build(pdnotes.New, c.PagerDuty.Notes, c.PagerDuty.APIToken.Value(), pdnotes.WithLogger(log.With("sink", "pagerduty")), pdnotes.WithOnRetry(onRetry("pagerduty")))},
+		{"slack", c.Slack.BotToken.IsSet(), build(slackpub.New, c.slackPublisherConfig(), c.Slack.BotToken.Value(), slackpub.WithLogger(log.With("sink", "slack")), slackpub.WithOnRetry(onRetry("slack")))},
+		{"webhook", c.Webhook.URL != "", build(webhook.New, c.Webhook.Config, c.Webhook.Secret.Value(), webhook.WithLogger(log.With("sink", "webhook")), webhook.WithOnRetry(onRetry("webhook")))},
 	}
 	var out []evidence.Publisher
 	for _, s := range sinks {

@@ -72,7 +72,9 @@ func Serve(ctx context.Context, opts ServeOptions) error {
 	if err := cfg.requireIntake(); err != nil {
 		return err
 	}
-	p, err := cfg.runParts(ctx, true, log)
+	// Metrics first: the publishers count their retried requests in them.
+	met := newMetrics()
+	p, err := cfg.runParts(ctx, true, met, log)
 	if err != nil {
 		return err
 	}
@@ -89,7 +91,6 @@ func Serve(ctx context.Context, opts ServeOptions) error {
 	// Metrics and the audit log: the intake, the queue and the spool are
 	// read at scrape time; the runner and SSH report through small
 	// wrappers (see metrics.go, audit.go).
-	met := newMetrics()
 	met.watchQueue(q)
 	if p.spool != nil {
 		met.watchSpool(p.spool)
@@ -137,7 +138,7 @@ func Serve(ctx context.Context, opts ServeOptions) error {
 	// The /firstlook command is not a trigger source: its answer is a
 	// Slack message and its work a command, so it has its own handler,
 	// verified like a source (hooks/slack.Verifier.Authenticate).
-	slackCmd, err := cfg.slackCommands(q, r, p, log)
+	slackCmd, err := cfg.slackCommands(q, r, p, met, log)
 	if err != nil {
 		return err
 	}

@@ -27,8 +27,8 @@ func (s *slackCommand) close() { s.svc.Close() }
 
 // slackCommands builds the /firstlook command when slack.commands is set:
 // runs go through the queue like every webhook's, answers and the
-// digest through the bot token.
-func (c *Config) slackCommands(q *queue.Queue, r *runner.Runner, p *parts, log *slog.Logger) (*slackCommand, error) {
+// digest through the bot token. Its decisions are counted in met.
+func (c *Config) slackCommands(q *queue.Queue, r *runner.Runner, p *parts, met *metrics, log *slog.Logger) (*slackCommand, error) {
 	sc := c.Slack.Commands
 	if sc == nil {
 		return nil, nil
@@ -47,6 +47,9 @@ func (c *Config) slackCommands(q *queue.Queue, r *runner.Runner, p *parts, log *
 		Runs:      desk,
 		Log:       log.With("component", "slack-command"),
 		Audit:     log.With("component", "audit"),
+		OnDecision: func(command, decision string) {
+			met.slackCommands.WithLabelValues(command, decision).Inc()
+		},
 	}
 	pdAPI := cmp.Or(c.PagerDuty.APIURL, "https://api.pagerduty.com")
 	if c.PagerDuty.APIToken.IsSet() && c.PagerDuty.Notes.From != "" {

@@ -76,6 +76,9 @@ func TestServeSlackCommand(t *testing.T) {
 		}
 	}
 
+	// The run's message is throttled once: the publisher retries it
+	// within the publish, and the metrics count that retry.
+	slk.RateLimit("chat.postMessage", 1, time.Second)
 	status, body := post("/hooks/slack/commands", slk.CommandForm(slacktest.SlashCommand{
 		UserID: "U0SRE0001", UserName: "sam", ChannelID: ops, ChannelName: "ops", Command: "/firstlook", Text: "run whoami on host-1"}))
 	if status != 200 || !strings.Contains(body, "queued `whoami` on host-1") {
@@ -118,6 +121,26 @@ func TestServeSlackCommand(t *testing.T) {
 		if !lines.has(append([]string{`"msg":"slack command decision"`, `"component":"audit"`}, want...)...) {
 			t.Errorf("no audit line with %v", want)
 		}
+	}
+	// The same three decisions, counted: exactly, and nothing else.
+	fams := scrape(t, url)
+	for _, want := range []struct {
+		decision string
+		n        float64
+	}{{"allowed", 2}, {"denied", 1}} {
+		if v, _ := value(fams, "firstlook_slack_commands_total", "command", "run", "decision", want.decision); v != want.n {
+			t.Errorf("firstlook_slack_commands_total{command=run,decision=%s} = %v, want %v", want.decision, v, want.n)
+		}
+	}
+	total := 0.0
+	for _, m := range fams["firstlook_slack_commands_total"].GetMetric() {
+		total += m.GetCounter().GetValue()
+	}
+	if total != 3 {
+		t.Errorf("firstlook_slack_commands_total sums to %v, want 3", total)
+	}
+	if v, _ := value(fams, "firstlook_publish_request_retries_total", "sink", "slack"); v != 1 {
+		t.Errorf("firstlook_publish_request_retries_total{sink=slack} = %v, want 1 (one 429)", v)
 	}
 }
 

@@ -21,7 +21,7 @@ func TestWebhookSink(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pubs, err := cfg.publishers(slog.New(slog.NewTextHandler(io.Discard, nil)))
+	pubs, err := cfg.publishers(slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -170,6 +170,7 @@ type options struct {
 	transport http.RoundTripper
 	sleep     func(context.Context, time.Duration) error
 	log       *slog.Logger
+	onRetry   func(attempt int, wait time.Duration, err error)
 }
 
 // WithRender sets how a report becomes the note's text, before the marker
@@ -181,6 +182,13 @@ func WithRender(f func(evidence.Report) string) Option {
 // WithLogger sets where retried attempts are logged (default: nowhere).
 func WithLogger(l *slog.Logger) Option {
 	return func(o *options) { o.log = l }
+}
+
+// WithOnRetry sets a function told of each request retried inside one
+// publish (attempt is 1-based, before the wait): serve counts them in
+// firstlook_publish_request_retries_total. It must not block.
+func WithOnRetry(f func(attempt int, wait time.Duration, err error)) Option {
+	return func(o *options) { o.onRetry = f }
 }
 
 // WithTransport sets the transport requests go through (default: a clone
@@ -239,7 +247,7 @@ func New(cfg Config, token string, opts ...Option) (*Publisher, error) {
 		policy: retry.Policy{
 			Name: "pagerduty: note", Initial: cfg.Backoff, Max: cfg.MaxWait,
 			MaxTries: cfg.Attempts, MaxWait: cfg.MaxWait, MaxWaitName: "max_wait",
-			HintJitter: time.Second, Log: o.log, Sleep: o.sleep,
+			HintJitter: time.Second, Log: o.log, OnRetry: o.onRetry, Sleep: o.sleep,
 		},
 		render: o.render,
 		redact: strings.NewReplacer(token, "<redacted>"),

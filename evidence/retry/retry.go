@@ -20,7 +20,8 @@
 //
 // Do logs at its boundary only, and only with Policy.Log set: one line per
 // retried attempt at most (fewer with Policy.LogEvery), and one when the
-// operation succeeds after retries.
+// operation succeeds after retries. Policy.OnRetry sees every retried
+// attempt, for counting.
 package retry
 
 import (
@@ -74,6 +75,10 @@ type Policy struct {
 	// LogEvery spaces the retry lines: at most one per LogEvery, counting
 	// the ones left out (0: one per retried attempt).
 	LogEvery time.Duration
+	// OnRetry, when set, is told of each failed attempt that will be
+	// retried (attempt is 1-based), before the wait: metrics count
+	// retries with it. It is called on Do's goroutine and must not block.
+	OnRetry func(attempt int, wait time.Duration, err error)
 	// Sleep waits between attempts instead of a timer; tests set it to see
 	// the waits without spending them. It returns ctx's error when ctx
 	// ends first.
@@ -284,8 +289,12 @@ func (l *loop) NextBackOff() time.Duration {
 	return l.wait
 }
 
-// notify logs a retried attempt, at most once per LogEvery.
+// notify reports a retried attempt to OnRetry, and logs it, at most once
+// per LogEvery.
 func (l *loop) notify(err error, _ time.Duration) {
+	if l.p.OnRetry != nil {
+		l.p.OnRetry(l.tries, l.wait, err)
+	}
 	if l.p.Log == nil {
 		return
 	}

@@ -252,3 +252,55 @@ func TestDoLogs(t *testing.T) {
 		t.Errorf("LogEvery: got %d retry lines, want 1:\n%s", got, buf.String())
 	}
 }
+
+// TestDoOnRetry: the observer sees each retried attempt, with its wait and
+// error, and not the last failure of a loop that gives up.
+func TestDoOnRetry(t *testing.T) {
+	type seen struct {
+		attempt int
+		wait    time.Duration
+		err     error
+	}
+	var got []seen
+	observe := func(attempt int, wait time.Duration, err error) { got = append(got, seen{attempt, wait, err}) }
+
+	sl := &sleeps{}
+	p := retry.Policy{Initial: time.Second, Max: time.Minute, MaxTries: 5, OnRetry: observe, Sleep: sl.sleep}
+	n := 0
+	decide := func(error) (bool, time.Duration) {
+		n++
+		if n == 1 {
+			return true, 7 * time.Second
+		}
+		return true, 0
+	}
+	op, _ := failing(2, errBusy)
+	if err := retry.Do(context.Background(), p, decide, op); err != nil {
+		t.Fatal(err)
+	}
+	waits := sl.got()
+	if len(got) != 2 || len(waits) != 2 ||
+		got[0] != (seen{1, 7 * time.Second, errBusy}) || got[1] != (seen{2, waits[1], errBusy}) {
+		t.Errorf("succeeding after 2 failures: observer saw %v (waits %v), want attempts 1 (7s) and 2, both busy", got, waits)
+	}
+
+	got = nil
+	p.MaxTries = 3
+	op, calls := failing(10, errBusy)
+	if err := retry.Do(context.Background(), p, retry.Always, op); err == nil || *calls != 3 {
+		t.Fatalf("got %v after %d calls, want the tries exhausted after 3", err, *calls)
+	}
+	if len(got) != 2 || got[0].attempt != 1 || got[1].attempt != 2 {
+		t.Errorf("giving up after 3: observer saw %v, want attempts 1 and 2", got)
+	}
+
+	got = nil
+	op, _ = failing(10, errBusy)
+	never := func(error) (bool, time.Duration) { return false, 0 }
+	if err := retry.Do(context.Background(), p, never, op); !retry.IsPermanent(err) {
+		t.Fatalf("got %v, want a permanent failure", err)
+	}
+	if len(got) != 0 {
+		t.Errorf("a permanent failure: observer saw %v, want nothing", got)
+	}
+}

@@ -206,15 +206,16 @@ func (c Config) Scopes() []string {
 
 // Publisher posts runs to Slack. It is safe for concurrent use.
 type Publisher struct {
-	cfg    Config
-	api    *goslack.Client
-	blocks func(evidence.Report) []goslack.Block
-	text   func(evidence.Report) string
-	file   func(evidence.Report) []byte
-	sleep  func(context.Context, time.Duration) error
-	log    *slog.Logger
-	hc     *http.Client
-	policy retry.Policy
+	cfg     Config
+	api     *goslack.Client
+	blocks  func(evidence.Report) []goslack.Block
+	text    func(evidence.Report) string
+	file    func(evidence.Report) []byte
+	sleep   func(context.Context, time.Duration) error
+	log     *slog.Logger
+	onRetry func(attempt int, wait time.Duration, err error)
+	hc      *http.Client
+	policy  retry.Policy
 }
 
 // Option configures a Publisher.
@@ -259,6 +260,13 @@ func WithSleep(sleep func(context.Context, time.Duration) error) Option {
 // (an invitee Slack refused); default slog.Default().
 func WithLogger(l *slog.Logger) Option { return func(p *Publisher) { p.log = l } }
 
+// WithOnRetry sets a function told of each request retried inside one
+// publish (attempt is 1-based, before the wait): serve counts them in
+// firstlook_publish_request_retries_total. It must not block.
+func WithOnRetry(f func(attempt int, wait time.Duration, err error)) Option {
+	return func(p *Publisher) { p.onRetry = f }
+}
+
 // New returns a Publisher for cfg that authenticates with the bot token.
 func New(cfg Config, token string, opts ...Option) (*Publisher, error) {
 	if err := cfg.Validate(); err != nil {
@@ -290,7 +298,7 @@ func New(cfg Config, token string, opts ...Option) (*Publisher, error) {
 	p.policy = retry.Policy{
 		Initial: time.Second, Max: 30 * time.Second,
 		MaxTries: p.cfg.MaxAttempts, MaxWait: p.cfg.MaxRetryWait, MaxWaitName: "max_retry_wait",
-		Log: p.log, Sleep: p.sleep,
+		Log: p.log, OnRetry: p.onRetry, Sleep: p.sleep,
 	}
 	p.api = goslack.New(token, goslack.OptionAPIURL(p.cfg.APIURL), goslack.OptionHTTPClient(hc))
 	return p, nil

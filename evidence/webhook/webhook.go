@@ -228,10 +228,18 @@ type options struct {
 	log       *slog.Logger
 	transport http.RoundTripper
 	sleep     func(context.Context, time.Duration) error
+	onRetry   func(attempt int, wait time.Duration, err error)
 }
 
 // WithLogger sets where retried attempts are logged (default: nowhere).
 func WithLogger(l *slog.Logger) Option { return func(o *options) { o.log = l } }
+
+// WithOnRetry sets a function told of each request retried inside one
+// publish (attempt is 1-based, before the wait): serve counts them in
+// firstlook_publish_request_retries_total. It must not block.
+func WithOnRetry(f func(attempt int, wait time.Duration, err error)) Option {
+	return func(o *options) { o.onRetry = f }
+}
 
 // WithTransport sets the transport requests go through (default: a clone
 // of http.DefaultTransport).
@@ -267,7 +275,7 @@ func New(cfg Config, secret string, opts ...Option) (*Publisher, error) {
 		policy: retry.Policy{
 			Name: "webhook: post", Initial: time.Second, Max: 30 * time.Second,
 			MaxTries: cfg.MaxAttempts, MaxWait: cfg.MaxRetryWait, MaxWaitName: "max_retry_wait",
-			HintJitter: time.Second, Log: o.log, Sleep: o.sleep,
+			HintJitter: time.Second, Log: o.log, OnRetry: o.onRetry, Sleep: o.sleep,
 		},
 		now: time.Now,
 	}, nil

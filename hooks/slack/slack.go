@@ -156,6 +156,11 @@ type Options struct {
 	Log, Audit *slog.Logger
 	// HTTPClient posts to response_url (default: one with a 10s timeout).
 	HTTPClient *http.Client
+	// OnDecision, when set, is told of every decision, HTTP and Socket
+	// Mode alike, as the audit line is written: command is one of
+	// Commands or "other", decision "allowed", "denied" or "error" (the
+	// permissions could not be checked). The metrics count them.
+	OnDecision func(command, decision string)
 }
 
 // Service decides and executes commands.
@@ -168,6 +173,7 @@ type Service struct {
 	digester  Digester
 	log       *slog.Logger
 	audit     *slog.Logger
+	onDecide  func(command, decision string)
 	http      *http.Client
 	groups    *groupCache
 	responses *responseURLs
@@ -205,7 +211,7 @@ func New(opts Options) (*Service, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Service{
 		cfg: cfg, api: api, incidents: opts.Incidents, runs: opts.Runs, pager: opts.Pager,
-		digester: opts.Digester, log: log, audit: audit, http: hc,
+		digester: opts.Digester, log: log, audit: audit, onDecide: opts.OnDecision, http: hc,
 		groups:    &groupCache{api: api, ttl: cfg.GroupCacheTTL, members: map[string]cachedGroup{}},
 		responses: &responseURLs{uses: map[string]int{}},
 		now:       time.Now,
@@ -352,6 +358,19 @@ func (s *Service) auditDecision(req Request, command string, d Decision, err err
 		attrs = append(attrs, "err", err.Error())
 	}
 	s.audit.Info("slack command decision", attrs...)
+	if s.onDecide != nil {
+		label := "denied"
+		switch {
+		case err != nil:
+			label = "error"
+		case d.Allowed:
+			label = "allowed"
+		}
+		if !slices.Contains(Commands, command) {
+			command = "other"
+		}
+		s.onDecide(command, label)
+	}
 }
 
 func (s *Service) execute(ctx context.Context, req Request, cmd Command, caller Caller, inc *IncidentRef) (Reply, error) {
