@@ -178,6 +178,14 @@ func (r *Runner) findings(p *playbooks.Playbook, i int, overrides map[string]str
 	}
 	out, _ := r.redactor.Redact(b.Files[st.Stdout.File])
 	found, measures := p.Findings(i, out, overrides)
+	RecordFindings(st, found, measures)
+	return found
+}
+
+// RecordFindings records a step's findings and named values, as
+// playbooks.Playbook.Findings returned them, in its manifest entry. The
+// runner and replay both record through it.
+func RecordFindings(st *evidence.Step, found []playbooks.Finding, measures []playbooks.Measure) {
 	for _, f := range found {
 		ef := evidence.Finding{Rule: f.Rule, Severity: evidence.Severity(f.Severity.String()), Message: f.Message}
 		if f.HasValue {
@@ -192,7 +200,6 @@ func (r *Runner) findings(p *playbooks.Playbook, i int, overrides map[string]str
 		}
 		st.Values[m.Rule] = m.Value
 	}
-	return found
 }
 
 // templateData is what t's templates see on host h, with the per-service

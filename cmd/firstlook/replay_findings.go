@@ -16,6 +16,7 @@ import (
 	"github.com/firstlook/firstlook/evidence/store/dir"
 	"github.com/firstlook/firstlook/playbooks"
 	"github.com/firstlook/firstlook/playbooks/library"
+	"github.com/firstlook/firstlook/runner"
 )
 
 // findingsFlags are replay's flags for re-evaluating a playbook's
@@ -146,20 +147,7 @@ func replayFindings(ctx context.Context, fs *flag.FlagSet, f findingsFlags, conf
 			continue
 		}
 		found, measures := p.Findings(i, b.Files[st.Stdout.File], overrides)
-		for _, fd := range found {
-			ef := evidence.Finding{Rule: fd.Rule, Severity: evidence.Severity(fd.Severity.String()), Message: fd.Message}
-			if fd.HasValue {
-				v := fd.Value
-				ef.Value = &v
-			}
-			st.Findings = append(st.Findings, ef)
-		}
-		for _, ms := range measures {
-			if st.Values == nil {
-				st.Values = map[string]float64{}
-			}
-			st.Values[ms.Rule] = ms.Value
-		}
+		runner.RecordFindings(st, found, measures)
 	}
 	if m.Status == evidence.StatusNotStarted {
 		fmt.Fprintln(stdout, "note: the run did not start; there is no output to evaluate")
