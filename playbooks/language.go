@@ -267,12 +267,7 @@ var stepKeys = []key[stepDraft]{
 		doc:    "Name of the step, unique in the playbook; when conditions refer to it.",
 		schema: func() jsonObject { return jsonObject{"type": "string", "minLength": 1, "maxLength": maxNameLen} },
 		decode: func(d *decoder, where string, v *yaml.Node, t *stepDraft) {
-			if s, ok := d.nonEmpty(where, v); ok {
-				if strings.ContainsFunc(s, isControl) || len(s) > maxNameLen {
-					d.fail(v, where, "a step name must be one line of at most %d characters", maxNameLen)
-				}
-				t.step.Name = s
-			}
+			t.step.Name, _ = d.oneLineName(where, v, "step")
 		},
 	},
 	{
@@ -357,12 +352,7 @@ var findingKeys = []key[findingDraft]{
 		doc:    "Name of the finding, unique in the step; when conditions and fan-out comparisons refer to it.",
 		schema: func() jsonObject { return jsonObject{"type": "string", "minLength": 1, "maxLength": maxNameLen} },
 		decode: func(d *decoder, where string, v *yaml.Node, t *findingDraft) {
-			if s, ok := d.nonEmpty(where, v); ok {
-				if strings.ContainsFunc(s, isControl) || len(s) > maxNameLen {
-					d.fail(v, where, "a finding name must be one line of at most %d characters", maxNameLen)
-				}
-				t.rule.Name = s
-			}
+			t.rule.Name, _ = d.oneLineName(where, v, "finding")
 		},
 	},
 	{
@@ -733,4 +723,14 @@ func identifier(s string) string {
 		}
 	}
 	return b.String()
+}
+
+// oneLineName decodes the name of a step or finding (what): non-empty, one
+// line, at most maxNameLen characters.
+func (d *decoder) oneLineName(where string, v *yaml.Node, what string) (string, bool) {
+	s, ok := d.nonEmpty(where, v)
+	if ok && (strings.ContainsFunc(s, isControl) || len(s) > maxNameLen) {
+		d.fail(v, where, "a %s name must be one line of at most %d characters", what, maxNameLen)
+	}
+	return s, ok
 }
