@@ -36,6 +36,7 @@ func runContract(t *testing.T, config func(t *testing.T) queue.Config) {
 		{"StateKeys", testStateKeys},
 		{"Reopen", testReopen},
 		{"DuplicateAfterFinish", testDuplicateAfterFinish},
+		{"FinishedElsewhere", testFinishedElsewhere},
 		{"DeferIsNotAnAttempt", testDeferIsNotAnAttempt},
 		{"Leases", testLeases},
 		{"Closed", testClosed},

@@ -1,6 +1,7 @@
 package queue
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -135,6 +136,19 @@ func (ls *Lease) Release(ctx context.Context) error {
 	rev := ls.rev
 	ls.rev = 0
 	err := ls.l.kv.Delete(ctx, ls.key, jetstream.LastRevision(rev))
+	if errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+		// A renewal that stop cut short may have been stored all the
+		// same, at a revision this holder never learnt: the entry is
+		// still this holder's if it holds this holder's value (its id
+		// and the time it took the lease). Anything else is someone
+		// else's lease now, and stays.
+		err = nil
+		if e, gerr := ls.l.kv.Get(ctx, ls.key); gerr == nil && bytes.Equal(e.Value(), ls.value) {
+			err = ls.l.kv.Delete(ctx, ls.key, jetstream.LastRevision(e.Revision()))
+		} else if gerr != nil && !errors.Is(gerr, jetstream.ErrKeyNotFound) {
+			err = gerr
+		}
+	}
 	if err != nil && !errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
 		return fmt.Errorf("queue: release lease %s: %w", ls.key, err)
 	}

@@ -140,3 +140,59 @@ func testLeases(t *testing.T, cfg queue.Config) {
 	}
 	t.Logf("a dead holder's lease expired after %s (TTL %s)", time.Since(start).Round(100*time.Millisecond), cfg.LeaseTTL)
 }
+
+// testFinishedElsewhere: a job another node finished, recorded only in the
+// deliveries bucket (that node's server restarted, so no stream remembers
+// the id), reaches this node's in-memory mirror through its watch, and a
+// re-sent delivery of it is a duplicate without any bucket read.
+func testFinishedElsewhere(t *testing.T, cfg queue.Config) {
+	q := open(t, cfg)
+	ctx := testCtx(t, time.Minute)
+	id := trigger("elsewhere-1").JobID()
+	waitFor(t, "the mirror of finished deliveries to replay the bucket", func() bool { return queue.MirrorReady(q) })
+	if done, err := queue.Finished(ctx, q, id); err != nil || done {
+		t.Fatalf("Finished before any node finished it: got (%v, %v), want (false, nil)", done, err)
+	}
+	if err := queue.RecordFinished(ctx, q, id); err != nil {
+		t.Fatalf("RecordFinished: %v", err)
+	}
+	// Finished is asked without Put: a Put answered "not a duplicate"
+	// would store the job and make the stream's own de-duplication answer
+	// for the mirror from then on.
+	waitFor(t, "the mirror to learn the other node's finished job", func() bool {
+		done, err := queue.Finished(ctx, q, id)
+		return err == nil && done && queue.MirrorReady(q)
+	})
+	if dup, err := q.Put(ctx, trigger("elsewhere-1")); err != nil || !dup {
+		t.Errorf("Put of a job finished on another node: got (%v, %v), want (true, nil)", dup, err)
+	}
+	if got := stats(t, q); got.Stored != 0 {
+		t.Errorf("Stats: got Stored %d, want 0 (no job for the re-send)", got.Stored)
+	}
+
+	// A reopened queue replays what the bucket holds.
+	if err := q.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	q = open(t, cfg)
+	waitFor(t, "the reopened mirror to replay the bucket", func() bool { return queue.MirrorReady(q) })
+	if done, err := queue.Finished(ctx, q, id); err != nil || !done {
+		t.Errorf("Finished after reopen: got (%v, %v), want (true, nil)", done, err)
+	}
+	if done, err := queue.Finished(ctx, q, trigger("elsewhere-2").JobID()); err != nil || done {
+		t.Errorf("Finished of an unknown job after reopen: got (%v, %v), want (false, nil)", done, err)
+	}
+}
+
+// waitFor waits for ok, up to a minute: a bound for a loaded machine, not
+// a measurement.
+func waitFor(t *testing.T, what string, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

@@ -75,7 +75,8 @@ type Queue struct {
 	// life is cancelled by Close, which stops Next.
 	life      context.Context
 	stop      context.CancelFunc
-	closed    chan struct{} // closed by the client's ClosedHandler
+	bg        sync.WaitGroup // the deliveries mirror, stopped by life
+	closed    chan struct{}  // closed by the client's ClosedHandler
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -285,7 +286,7 @@ func (q *Queue) ensure(ctx context.Context) error {
 			if err != nil {
 				return err
 			}
-			q.seen = &deliveries{kv: kv}
+			q.seen = newDeliveries(kv, c.DuplicateWindow, c.Logger)
 			return nil
 		}},
 	}
@@ -294,6 +295,7 @@ func (q *Queue) ensure(ctx context.Context) error {
 			return fmt.Errorf("queue: create %s: %w", s.what, err)
 		}
 	}
+	q.bg.Go(func() { q.seen.mirror(q.life) })
 	return nil
 }
 
@@ -382,6 +384,7 @@ func retry(ctx context.Context, cfg Config, what string, do func(context.Context
 func (q *Queue) Close() error {
 	q.closeOnce.Do(func() {
 		q.stop()
+		q.bg.Wait()
 		if q.nc != nil {
 			if err := q.nc.Drain(); err != nil {
 				q.nc.Close()
