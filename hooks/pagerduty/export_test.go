@@ -9,3 +9,9 @@ func WithStdlibJSON(f func()) {
 	defer func() { unmarshal = saved }()
 	f()
 }
+
+// Verify checks an X-PagerDuty-Signature header value against body, as
+// Authenticate does for each secret.
+func Verify(secret, header string, body []byte) error {
+	return newSigner(secret).verify(header, body)
+}

@@ -11,14 +11,12 @@
 package pagerduty
 
 import (
-	"bytes"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -76,7 +74,7 @@ const Name = "pagerduty"
 
 // Webhooks is the hooks.Source of PagerDuty v3 webhooks.
 type Webhooks struct {
-	secrets []string
+	secrets []*signer
 	events  map[string]bool
 }
 
@@ -87,10 +85,10 @@ func New(cfg Config, secrets []string) (*Webhooks, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	var ss []string
+	var ss []*signer
 	for _, s := range secrets {
 		if s != "" {
-			ss = append(ss, s)
+			ss = append(ss, newSigner(s))
 		}
 	}
 	if len(ss) == 0 {
@@ -166,9 +164,9 @@ func (s *Webhooks) Authenticate(r *http.Request, body []byte) error {
 	if r.Header.Get("X-PagerDuty-Signature") == "" {
 		return hooks.Errorf(http.StatusUnauthorized, "missing X-PagerDuty-Signature header: the request is not signed")
 	}
+	header := r.Header.Get("X-PagerDuty-Signature")
 	for _, secret := range s.secrets {
-		r.Body = io.NopCloser(bytes.NewReader(body))
-		err := webhookv3.VerifySignature(r, secret)
+		err := secret.verify(header, body)
 		switch {
 		case err == nil:
 			return nil
