@@ -100,13 +100,13 @@ func send(b *testing.B, clients []*http.Client, n int, req func(i int) *http.Req
 // measuring one after the other for seconds each did not.
 const benchSlices = 10
 
-// alternate sends n requests to each of the two targets in benchSlices
-// parts, alternating which goes first, and sums each target's parts. Part
-// k of target t is sent by send(t, from, to), for requests [from, to).
-func alternate(n int, send func(target, from, to int) loadResult) (first, second loadResult) {
+// alternate sends n requests to each of the two targets in parts,
+// alternating which goes first, and sums each target's parts. Part k of
+// target t is sent by send(t, from, to), for requests [from, to).
+func alternate(n, parts int, send func(target, from, to int) loadResult) (first, second loadResult) {
 	var res [2]loadResult
-	for k := range benchSlices {
-		from, to := k*n/benchSlices, (k+1)*n/benchSlices
+	for k := range parts {
+		from, to := k*n/parts, (k+1)*n/parts
 		if from == to {
 			continue
 		}
@@ -243,7 +243,7 @@ func BenchmarkIntake(b *testing.B) {
 				{base + "/hooks/pagerduty", fmt.Sprintf("serve-%d-", b.N), warmClients(b, base)},
 			}
 			b.ResetTimer()
-			rn, r := alternate(n, func(t, from, to int) loadResult {
+			rn, r := alternate(n, benchSlices, func(t, from, to int) loadResult {
 				tg := targets[t]
 				return send(b, tg.clients, to-from, func(i int) *http.Request {
 					req, _ := http.NewRequest(http.MethodPost, tg.url, bytes.NewReader(body))
