@@ -3,6 +3,7 @@ package mackerel_test
 import (
 	"bytes"
 	"encoding/base64"
+	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -168,6 +169,31 @@ func FuzzParse(f *testing.F) {
 			if tr.Incident.ID == "" || tr.DeliveryID == "" {
 				t.Fatalf("accepted an incomplete trigger: %+v", tr)
 			}
+		}
+	})
+}
+
+// FuzzParseAgrees: the fast decoder and encoding/json give the same
+// Trigger, or both refuse, for any body.
+func FuzzParseAgrees(f *testing.F) {
+	f.Add(hookstest.Fixture(f, "mackerel", "alert-host-critical.docs.json"))
+	for _, name := range []string{"alert-group.json", "alert-service-warning.json"} {
+		f.Add(fixture(f, name))
+	}
+	f.Add([]byte(`{"event":"alert","alert":{"id":"a","status":"critical","isOpen":true,"openedAt":1e300,"statusChangedAt":"1"},"host":{"name":"::1","roles":[{}]}}`))
+	f.Add([]byte(`{"event":"alert","Alert":{"ID":"a","status":"ok","isOpen":false,"openedAt":-0.5},"host":{"name":"h\ud800"}}`))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		fast, ferr := mackerel.Parse(body)
+		var std hooks.Trigger
+		var serr error
+		mackerel.WithStdlibJSON(func() { std, serr = mackerel.Parse(body) })
+		if (ferr == nil) != (serr == nil) {
+			t.Fatalf("decoders disagree on %q: fast %v, encoding/json %v", body, ferr, serr)
+		}
+		fj, _ := json.Marshal(fast)
+		sj, _ := json.Marshal(std)
+		if !bytes.Equal(fj, sj) {
+			t.Fatalf("decoders disagree on %q:\nfast %s\nstd  %s", body, fj, sj)
 		}
 	})
 }
