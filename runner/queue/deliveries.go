@@ -157,7 +157,17 @@ func (d *deliveries) follow(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("watch: %w", err)
 	}
-	defer func() { _ = w.Stop() }()
+	defer func() {
+		_ = w.Stop()
+		// The watch's callback blocks on a full channel; what it still
+		// holds is read and dropped until the unsubscribe closes it, so
+		// that no delivery goroutine is left stuck (it would hold up the
+		// connection's drain on Close).
+		go func() {
+			for range w.Updates() {
+			}
+		}()
+	}()
 	sweep := time.NewTicker(min(max(d.window/8, time.Second), time.Minute))
 	defer sweep.Stop()
 	for {
