@@ -161,10 +161,10 @@ func (s *Webhooks) Parse(r *http.Request, body []byte) ([]hooks.Trigger, error) 
 // Authenticate checks X-PagerDuty-Signature against every secret; the
 // header may carry several v1= signatures while a secret is being rotated.
 func (s *Webhooks) Authenticate(r *http.Request, body []byte) error {
-	if r.Header.Get("X-PagerDuty-Signature") == "" {
+	header := r.Header.Get("X-PagerDuty-Signature")
+	if header == "" {
 		return hooks.Errorf(http.StatusUnauthorized, "missing X-PagerDuty-Signature header: the request is not signed")
 	}
-	header := r.Header.Get("X-PagerDuty-Signature")
 	for _, secret := range s.secrets {
 		err := secret.verify(header, body)
 		switch {
