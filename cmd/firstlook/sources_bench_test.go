@@ -42,7 +42,7 @@ const sourceBenchParts = 10
 func BenchmarkIntakeSources(b *testing.B) {
 	// make bench's -benchtime 100000x gives the most; the first, b.N=1
 	// call a quick pass.
-	n := min(max(b.N/20, benchConns), sourceBenchMax)
+	n := min(max(b.N/5, benchConns), sourceBenchMax)
 	aws := snstest.New(b)
 	reqs := map[string][]benchReq{
 		"pagerduty":    pagerdutyReqs(b, n),
