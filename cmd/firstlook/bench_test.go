@@ -265,18 +265,9 @@ func BenchmarkIntake(b *testing.B) {
 			if err := stop(); err != nil {
 				b.Fatal(err)
 			}
-			// Every 202 is a stored job: reopen the queue and count.
-			q, err := queue.Open(context.Background(), cfg.Queue)
-			if err != nil {
-				b.Fatal(err)
-			}
-			st, err := q.Stats(context.Background())
-			q.Close()
-			if err != nil {
-				b.Fatal(err)
-			}
-			if r.other+other != 0 || int64(st.Stored) != r.accepted+accepted {
-				b.Fatalf("got %d jobs stored for %d answers 202 queued (%d other answers); want one stored job per 202", st.Stored, r.accepted+accepted, r.other+other)
+			// Every 202 is a stored job.
+			if stored := storedJobs(b, cfg.Queue); r.other+other != 0 || int64(stored) != r.accepted+accepted {
+				b.Fatalf("got %d jobs stored for %d answers 202 queued (%d other answers); want one stored job per 202", stored, r.accepted+accepted, r.other+other)
 			}
 			results["serve"] = r
 			report(b, r)
@@ -300,6 +291,21 @@ func BenchmarkIntake(b *testing.B) {
 		}
 		fmt.Println()
 	}
+}
+
+// storedJobs reopens a stopped serve's queue and counts the jobs it holds.
+func storedJobs(b *testing.B, cfg queue.Config) uint64 {
+	b.Helper()
+	q, err := queue.Open(context.Background(), cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer q.Close()
+	st, err := q.Stats(context.Background())
+	if err != nil {
+		b.Fatal(err)
+	}
+	return st.Stored
 }
 
 // benchRounds is how many times BenchmarkIntake measures both targets.

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -16,7 +15,6 @@ import (
 
 	"github.com/firstlook/firstlook/hooks/hookstest"
 	"github.com/firstlook/firstlook/hooks/sns/snstest"
-	"github.com/firstlook/firstlook/runner/queue"
 )
 
 // benchReq is one prepared webhook: path, headers and body.
@@ -108,17 +106,8 @@ playbooks:
 	if err := stop(); err != nil {
 		b.Fatal(err)
 	}
-	q, err := queue.Open(context.Background(), cfg.Queue)
-	if err != nil {
-		b.Fatal(err)
-	}
-	st, err := q.Stats(context.Background())
-	q.Close()
-	if err != nil {
-		b.Fatal(err)
-	}
-	if int64(st.Stored) != accepted {
-		b.Fatalf("got %d jobs stored for %d answers 202 queued; want one per 202", st.Stored, accepted)
+	if stored := storedJobs(b, cfg.Queue); int64(stored) != accepted {
+		b.Fatalf("got %d jobs stored for %d answers 202 queued; want one per 202", stored, accepted)
 	}
 	b.ReportMetric(0, "ns/op")
 }
