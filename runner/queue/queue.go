@@ -347,7 +347,21 @@ func (q *Queue) bucket(ctx context.Context, cfg jetstream.KeyValueConfig) (jetst
 			return nil, err
 		}
 	}
-	return q.js.KeyValue(ctx, cfg.Bucket)
+	kv, err := q.js.KeyValue(ctx, cfg.Bucket)
+	if err != nil {
+		return nil, err
+	}
+	// The handle reads the way the stream allowed when it was made. Nodes
+	// opening together race: another node's CreateOrUpdateKeyValue turns
+	// direct gets back on for a moment, and a handle made in that moment
+	// sends every read to a subject nobody serves once they are off again
+	// ("no responders", for good: TestEmbeddedCluster failed so). A read
+	// of a key that is never written tells; the caller's retry makes a
+	// new handle.
+	if _, err := kv.Get(ctx, "firstlook-probe"); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
+		return nil, fmt.Errorf("read bucket %s: %w", cfg.Bucket, err)
+	}
+	return kv, nil
 }
 
 // retry calls do until it succeeds, fails for good, or ctx ends. A cluster
